@@ -1,1 +1,8 @@
+//! Test doubles for Switchboard's end-to-end tests, usable in process and as binaries:
+//!
+//! - [`fake`]: a faithful fake of Anthropic's OAuth service (`fake-anthropic`).
+//! - [`sim_claude`]: a simulated Claude Code that logs in, refreshes and locks exactly as the
+//!   real one does (`fake-claude`).
 
+pub mod fake;
+pub mod sim_claude;

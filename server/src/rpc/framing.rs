@@ -92,7 +92,7 @@ impl FromStr for Framing {
 
 /// One unit cut from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// The bytes of one message, not yet parsed.
     Message(Vec<u8>),
     /// A message over [`MAX_MESSAGE_BYTES`], already skipped; `len` is its declared length
@@ -104,7 +104,7 @@ pub enum Frame {
 
 /// Cuts an input stream into [`Frame`]s.
 #[derive(Debug)]
-pub struct FrameReader<R> {
+pub(crate) struct FrameReader<R> {
     input: BufReader<R>,
     framing: Option<Framing>,
     /// LSP only: the stream is damaged and the next `Content-Length` header has not been
@@ -129,7 +129,7 @@ enum HeaderLine {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader for `framing`, or one that detects it from the first byte when `None`.
-    pub fn new(input: R, framing: Option<Framing>) -> Self {
+    pub(crate) fn new(input: R, framing: Option<Framing>) -> Self {
         FrameReader {
             input: BufReader::with_capacity(READ_BUFFER_BYTES, input),
             framing,
@@ -141,7 +141,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The framing, detecting it first if needed: skips leading white space and looks at the
     /// next byte without consuming it. `None` when the input ends first.
-    pub async fn framing(&mut self) -> std::io::Result<Option<Framing>> {
+    pub(crate) async fn framing(&mut self) -> std::io::Result<Option<Framing>> {
         if let Some(framing) = self.framing {
             return Ok(Some(framing));
         }
@@ -167,7 +167,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame, or `None` at the end of input. An I/O error means the stream is
     /// unusable.
-    pub async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
+    pub(crate) async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
         match self.framing().await? {
             None => Ok(None),
             Some(Framing::Ndjson) => self.next_line().await,

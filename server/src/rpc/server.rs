@@ -92,6 +92,7 @@ pub fn initialize_result() -> Value {
 /// `notifications` are written to the output in the connection's framing.
 ///
 /// `framing` forces a framing; `None` detects it from the first byte that is not white space.
+/// Notifications pushed before the framing is known wait in the channel until it is.
 /// At end of input, requests still running are awaited and answered before this returns. On
 /// `exit`, requests that can still be cancelled are cancelled and those past their point of
 /// no return are awaited. An error reading the input or writing the output ends the
@@ -537,5 +538,43 @@ impl Drop for CancelOnDrop {
         if self.token.cancel() || self.token.is_cancelled() {
             self.work.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ordering promise rests on the writer preferring notifications when both kinds are
+    /// waiting; scheduling alone usually hides the difference, so it is checked directly.
+    #[tokio::test]
+    async fn the_writer_drains_notifications_before_answers() {
+        let (answers_in, answers) = mpsc::channel(4);
+        let (notifications_in, notifications) = mpsc::unbounded_channel();
+        answers_in.send(b"{\"answer\":1}".to_vec()).await.unwrap();
+        notifications_in.send(Notification::new("account/didChange", None)).unwrap();
+        drop(answers_in);
+
+        let mut output = Vec::new();
+        write_loop(&mut output, Framing::Ndjson, answers, notifications).await.unwrap();
+        assert_eq!(
+            String::from_utf8(output).unwrap(),
+            "{\"jsonrpc\":\"2.0\",\"method\":\"account/didChange\"}\n{\"answer\":1}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn notifications_queued_at_the_end_are_still_written() {
+        let (answers_in, answers) = mpsc::channel::<Vec<u8>>(4);
+        let (notifications_in, notifications) = mpsc::unbounded_channel();
+        drop(answers_in);
+        notifications_in.send(Notification::new("a", None)).unwrap();
+        notifications_in.send(Notification::new("b", None)).unwrap();
+
+        let mut output = Vec::new();
+        write_loop(&mut output, Framing::Lsp, answers, notifications).await.unwrap();
+        let a = Framing::Lsp.encode(br#"{"jsonrpc":"2.0","method":"a"}"#);
+        let b = Framing::Lsp.encode(br#"{"jsonrpc":"2.0","method":"b"}"#);
+        assert_eq!(output, [a, b].concat());
     }
 }

@@ -840,3 +840,54 @@ async fn logs_carry_method_and_id_but_never_bodies() {
         .collect();
     assert!(leaks.is_empty(), "bodies leaked into logs: {leaks:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_answered_exactly_once_under_cancel_races() {
+    let handler = TestHandler::new();
+    let MemoryPair { mut client, server, .. } = pair(&handler, Framing::Ndjson);
+    // More requests than may run at once, so the in-flight limit is exercised too.
+    let count = 150;
+    for i in 0..count {
+        let method = if i % 3 == 0 { "commitThenWait" } else { "wait" };
+        let params = json!({"gate": format!("s{i}")});
+        client.send(Request::new(i, method, Some(params))).await.unwrap();
+    }
+    for i in 0..count {
+        if i % 2 == 0 {
+            client.notify("$/cancelRequest", Some(json!({"id": i}))).await.unwrap();
+        }
+        handler.open(&format!("s{i}"));
+    }
+    client.close().await.unwrap();
+
+    let mut answers: HashMap<i64, Vec<Response>> = HashMap::new();
+    let mut committed = Vec::new();
+    while let Some(received) = tokio::time::timeout(PATIENCE, client.recv()).await.unwrap().unwrap()
+    {
+        match received {
+            Received::Single(Message::Response(response)) => {
+                let Some(RequestId::Number(id)) = response.id else {
+                    panic!("unexpected id in {response:?}");
+                };
+                answers.entry(id).or_default().push(response);
+            }
+            Received::Single(Message::Notification(note)) => {
+                let gate = note.params.unwrap()["gate"].as_str().unwrap().to_owned();
+                committed.push(gate[1..].parse::<i64>().unwrap());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(answers.len(), count as usize, "every request answered");
+    for (id, responses) in &answers {
+        assert_eq!(responses.len(), 1, "request {id} answered once: {responses:?}");
+        let response = &responses[0];
+        let cancelled = response.error.as_ref().map(|error| error.code) == Some(-32800);
+        assert!(cancelled || response.result.is_some(), "{response:?}");
+        if id % 2 == 1 || committed.contains(id) {
+            assert!(!cancelled, "request {id} was cancelled though it could not be");
+        }
+    }
+    let status = tokio::time::timeout(PATIENCE, server).await.unwrap().unwrap().unwrap();
+    assert_eq!(status, ExitStatus::EndOfInput);
+}

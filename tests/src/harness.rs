@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::fake::{AccountIds, FakeServer, MintedLogin, NewAccount, Report};
+use crate::sim_claude::{LoginIdentity, LoginTokens, SimClaude};
 
 /// One test's world. Dropping it stops the fake and deletes every file.
 #[derive(Debug)]
@@ -94,28 +95,32 @@ impl Scratch {
         TestAccount { email: email.into(), organization_name: organization.into(), ids }
     }
 
+    /// A simulated Claude Code on this scratch `HOME`, refreshing against the fake.
+    pub fn claude(&self) -> SimClaude {
+        SimClaude::new(&self.home, None, self.fake.token_url())
+    }
+
     /// Does what `claude /login` does: a fresh lineage written into Claude's store and
     /// `oauthAccount`, every other key kept.
-    pub fn login(&self, account: &TestAccount) -> MintedLogin {
+    pub async fn login(&self, account: &TestAccount) -> MintedLogin {
         let login = self.fake.control().mint_login(&account.ids).expect("mint a login");
-        let mut creds = self.read_json(&self.credentials_path()).unwrap_or_else(|| json!({}));
-        creds["claudeAiOauth"] = json!({
-            "accessToken": login.access_token.expose(),
-            "refreshToken": login.refresh_token.expose(),
-            "expiresAt": login.expires_at,
-            "scopes": login.scopes,
-            "subscriptionType": login.subscription_type,
-            "rateLimitTier": login.rate_limit_tier,
-        });
-        self.write_credentials(&creds);
-        let mut config = self.read_json(&self.global_config_path()).unwrap_or_else(|| json!({}));
-        config["oauthAccount"] = json!({
-            "accountUuid": account.ids.account_uuid,
-            "emailAddress": account.email,
-            "organizationUuid": account.ids.organization_uuid,
-            "organizationName": account.organization_name,
-        });
-        write_json(&self.global_config_path(), &config, 0o644);
+        let tokens = LoginTokens {
+            access_token: login.access_token.clone(),
+            refresh_token: login.refresh_token.clone(),
+            expires_at: login.expires_at,
+            scopes: login.scopes.clone(),
+            subscription_type: login.subscription_type.clone(),
+            rate_limit_tier: Some(login.rate_limit_tier.clone()),
+        };
+        let identity = LoginIdentity {
+            account_uuid: login.account.uuid.clone(),
+            email_address: login.account.email_address.clone(),
+            display_name: login.account.display_name.clone(),
+            organization_uuid: login.organization.uuid.clone(),
+            organization_name: login.organization.name.clone(),
+            billing_type: login.organization.billing_type.clone(),
+        };
+        self.claude().install_login(&tokens, &identity).await.expect("install the login");
         login
     }
 

@@ -15,9 +15,9 @@ async fn two_accounts(scratch: &Scratch) -> (Arc<Service>, TestAccount, TestAcco
     let work = scratch.account("ada@example.com", "Example Corp");
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
     let service = scratch.service();
-    scratch.login(&work);
+    scratch.login(&work).await;
     service.add_account("work").await.expect("add work");
-    scratch.login(&home);
+    scratch.login(&home).await;
     service.add_account("home").await.expect("add home");
     (service, work, home)
 }
@@ -42,7 +42,7 @@ async fn k03_new_login_is_never_written_into_the_outgoing_snapshot() {
 
     // A `/login` with a third account replaces home's login in Claude Code.
     let carol = scratch.account("carol@example.com", "Carol's Org");
-    scratch.login(&carol);
+    scratch.login(&carol).await;
     let carol_refresh = scratch.live_refresh_token();
 
     let view = service.list().unwrap();
@@ -165,9 +165,9 @@ async fn k07_same_email_in_two_organizations_is_two_accounts() {
     let second = scratch.account("ada@example.com", "Side Project");
     assert_eq!(first.ids.account_uuid, second.ids.account_uuid);
     let service = scratch.service();
-    scratch.login(&first);
+    scratch.login(&first).await;
     service.add_account("corp").await.unwrap();
-    scratch.login(&second);
+    scratch.login(&second).await;
     service.add_account("side").await.unwrap();
 
     let view = service.list().unwrap();
@@ -188,7 +188,7 @@ async fn k13_a_logout_between_adds_is_noticed() {
     let scratch = Scratch::new().await;
     let work = scratch.account("ada@example.com", "Example Corp");
     let service = scratch.service();
-    scratch.login(&work);
+    scratch.login(&work).await;
     service.add_account("work").await.unwrap();
 
     // `/logout`: the login is deleted and its refresh token revoked at the service.
@@ -197,7 +197,7 @@ async fn k13_a_logout_between_adds_is_noticed() {
     std::fs::remove_file(scratch.credentials_path()).unwrap();
 
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&home);
+    scratch.login(&home).await;
     service.add_account("home").await.expect("adding the second account works");
     let work = service.list().unwrap().accounts.into_iter().find(|a| a.alias == "work").unwrap();
     assert_eq!(work.state, AccountState::NeedsLogin, "the revoked first account is flagged");

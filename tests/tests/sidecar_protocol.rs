@@ -20,9 +20,9 @@ async fn two_accounts_living(lifetime_secs: Option<u64>) -> Scratch {
     });
     let work = scratch.account("ada@example.com", "Example Corp");
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&work);
+    scratch.login(&work).await;
     assert!(scratch.cli(&["add", "work"]).await.status.success());
-    scratch.login(&home);
+    scratch.login(&home).await;
     assert!(scratch.cli(&["add", "home"]).await.status.success());
     scratch
 }

@@ -130,7 +130,7 @@ async fn k12_switchboard_never_spends_the_live_token_outside_claudes_locks() {
         assert!(status.account.is_some());
     }
     let summary = session.await.unwrap();
-    println!("{switches} switches while the simulated Claude made {summary:?}");
+    eprintln!("{switches} switches while the simulated Claude made {summary:?}");
     assert!(summary.refreshed > 0, "Claude really refreshed meanwhile");
     assert_eq!(summary.invalid_grant, 0, "Claude never got invalid_grant");
     assert_every_lineage_alive(&scratch, &service);

@@ -21,6 +21,9 @@ use crate::service::{ReconcileState, Service};
 const SETTLE: Duration = Duration::from_millis(50);
 /// The backstop period.
 const TICK: Duration = Duration::from_secs(5);
+/// How often, and how long apart, a reconcile is tried again while the vault is busy.
+const BUSY_RETRIES: usize = 20;
+const BUSY_RETRY: Duration = Duration::from_millis(100);
 
 /// Starts watching for the service; the task ends when aborted.
 pub fn spawn(service: Arc<Service>) -> JoinHandle<()> {
@@ -33,7 +36,7 @@ async fn run(service: Arc<Service>) {
     // Kept alive for as long as the loop runs; dropping it stops the events.
     let _watcher = start_watcher(&folders, events);
     let state = ReconcileState::default();
-    service.reconcile(&state).await;
+    reconcile(&service, &state).await;
     loop {
         tokio::select! {
             woke = wakeups.recv() => {
@@ -47,7 +50,18 @@ async fn run(service: Arc<Service>) {
             }
             () = tokio::time::sleep(TICK) => {}
         }
-        service.reconcile(&state).await;
+        reconcile(&service, &state).await;
+    }
+}
+
+/// Reconciles, retrying while another operation holds the vault: it is about to change
+/// something, and its clients should hear of it now rather than at the next tick.
+async fn reconcile(service: &Service, state: &ReconcileState) {
+    for _ in 0..BUSY_RETRIES {
+        if service.reconcile(state).await {
+            return;
+        }
+        tokio::time::sleep(BUSY_RETRY).await;
     }
 }
 

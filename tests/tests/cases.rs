@@ -51,7 +51,7 @@ async fn k03_new_login_is_never_written_into_the_outgoing_snapshot() {
     assert_eq!(unmanaged.email.as_deref(), Some("carol@example.com"));
 
     // The watcher's reconcile and a switch both leave home's snapshot as it was.
-    service.reconcile(&Default::default()).await;
+    assert!(service.reconcile(&Default::default()).await);
     assert_eq!(snapshot_bytes(&scratch, &home), home_before);
     service.use_account("work").await.expect("switch to work");
     assert_eq!(snapshot_bytes(&scratch, &home), home_before);
@@ -79,7 +79,7 @@ async fn k04_a_blanked_login_is_needs_login_and_never_saved() {
     let view = service.list().unwrap();
     let home_view = view.accounts.iter().find(|a| a.alias == "home").unwrap();
     assert_eq!(home_view.state, AccountState::NeedsLogin);
-    service.reconcile(&Default::default()).await;
+    assert!(service.reconcile(&Default::default()).await);
     assert_eq!(snapshot_bytes(&scratch, &home), home_before, "the blank is never stored");
 
     // Switching away works and does not copy the blank anywhere.

@@ -88,7 +88,7 @@ async fn k02_the_live_login_is_recognised_by_account_not_by_token() {
     assert_eq!(service.list().unwrap().active.as_deref(), Some("work"));
     // The watcher proves it by account and stores the newer token.
     let mut changes = service.subscribe();
-    service.reconcile(&ReconcileState::default()).await;
+    assert!(service.reconcile(&ReconcileState::default()).await);
     let snapshot = scratch
         .read_json(
             &scratch

@@ -27,14 +27,16 @@ pub struct ReconcileState {
 impl Service {
     /// Syncs the live login into its snapshot when it is a newer token of a managed account,
     /// and announces the view when it changed. Never refreshes: Claude owns the live token.
-    pub async fn reconcile(&self, state: &ReconcileState) {
+    /// Answers `false` when the vault was busy and nothing was looked at: the caller should
+    /// try again shortly, since whoever holds the vault is changing something.
+    pub async fn reconcile(&self, state: &ReconcileState) -> bool {
         // Holding the vault lock keeps this process's own operations, which announce their
         // changes themselves, from being announced a second time as external.
         let _vault_lock = match self.vault.lock(VAULT_PATIENCE).await {
             Ok(lock) => lock,
             Err(error) => {
                 tracing::debug!(%error, "the vault is busy; reconciling later");
-                return;
+                return false;
             }
         };
         let mut stored = false;
@@ -44,6 +46,7 @@ impl Service {
         }
         let reason = if stored { ChangeReason::Sync } else { ChangeReason::External };
         self.announce_if_changed(reason);
+        true
     }
 
     async fn sync_live(&self, state: &ReconcileState) -> Result<bool, ServiceError> {

@@ -299,14 +299,35 @@ function Child:wait_notify(needle, timeout_ms)
   )
 end
 
+--- Quits the child. Its sidecar should end on its own when its stdin closes; if it has
+--- not after a moment, it is ended by its pid so that no test leaves a process behind.
 function Child:stop()
-  if self.chan then
-    pcall(vim.rpcnotify, self.chan, 'nvim_command', 'qall!')
-    local status = vim.fn.jobwait({ self.chan }, 3000)[1]
-    if status == -1 then
-      vim.fn.jobstop(self.chan)
+  if not self.chan then
+    return
+  end
+  local ok, pid = pcall(self.lua, self, "return package.loaded['switchboard.client'] and require('switchboard').info().pid")
+  pcall(vim.rpcnotify, self.chan, 'nvim_command', 'qall!')
+  if vim.fn.jobwait({ self.chan }, 3000)[1] == -1 then
+    vim.fn.jobstop(self.chan)
+  end
+  self.chan = nil
+  if ok and type(pid) == 'number' then
+    local gone = vim.wait(3000, function()
+      if vim.uv.kill(pid, 0) ~= 0 then
+        return true
+      end
+      -- An exited process nobody has reaped yet (a container's init may not) is gone too.
+      local stat = io.open(('/proc/%d/stat'):format(pid), 'r')
+      local line = stat and stat:read('*l') or ''
+      if stat then
+        stat:close()
+      end
+      return line:match('^%d+ %b() Z') ~= nil
+    end, 20)
+    if not gone then
+      vim.uv.kill(pid, 'sigkill')
+      error(('the sidecar (pid %d) outlived its Neovim'):format(pid))
     end
-    self.chan = nil
   end
 end
 

@@ -177,7 +177,11 @@ function M.complete(arglead, cmdline)
     vim.schedule(client.ensure)
   end
   local words = vim.split(cmdline, '%s+', { trimempty = true })
-  -- The first word is the command itself; an empty arglead means a new word is starting.
+  -- Drop modifiers such as `:silent` so that the command itself comes first.
+  while words[1] and not words[1]:match('^%A*Switchboard') do
+    table.remove(words, 1)
+  end
+  -- An empty arglead means a new word is starting.
   local index = #words - (arglead == '' and 0 or 1)
   if index <= 1 then
     return starting_with(M.subcommands, arglead)

@@ -107,11 +107,16 @@ pub enum LockError {
     Io(#[from] FileError),
 }
 
-/// Takes the lock, waiting between attempts without blocking the async runtime.
+/// Takes the lock, waiting between attempts without blocking the async runtime. Each attempt
+/// (a `mkdir`, a `stat`, and the owner file's `fsync`) runs on the blocking pool.
 pub async fn acquire(spec: &LockSpec) -> Result<LockGuard, LockError> {
     let mut attempt = 0;
     loop {
-        if let Some(guard) = try_acquire(spec)? {
+        let attempt_spec = spec.clone();
+        let tried = tokio::task::spawn_blocking(move || try_acquire(&attempt_spec))
+            .await
+            .map_err(|e| FileError::new("create lock", &spec.path, std::io::Error::other(e)))?;
+        if let Some(guard) = tried? {
             return Ok(guard);
         }
         if attempt >= spec.retries {
@@ -582,6 +587,33 @@ mod tests {
         let guard = acquire(&spec(path.clone(), 10_000, 0)).await.unwrap();
         assert!(age(&path) < Duration::from_secs(2));
         guard.release().unwrap();
+    }
+
+    #[test]
+    fn racing_takers_of_a_stale_lock_leave_exactly_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        for _ in 0..5 {
+            fs::create_dir(&path).unwrap();
+            set_age(&path, Duration::from_secs(30));
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let takers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        try_acquire(&spec(path, 10_000, 0)).unwrap()
+                    })
+                })
+                .collect();
+            let guards: Vec<LockGuard> =
+                takers.into_iter().filter_map(|t| t.join().unwrap()).collect();
+            assert!(!guards.is_empty());
+            // Whoever lost a race finds out before writing: exactly one lock is still held.
+            assert_eq!(guards.iter().filter(|g| g.check().is_ok()).count(), 1);
+            drop(guards);
+            assert!(!path.exists());
+        }
     }
 
     #[test]

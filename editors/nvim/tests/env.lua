@@ -14,7 +14,7 @@ M.root = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h')
 M.switchboard_bin = os.getenv('SWITCHBOARD_BIN')
 M.fake_bin = os.getenv('FAKE_ANTHROPIC_BIN')
 M.nvim = vim.v.progpath
-M.run_dir = vim.fn.tempname() .. '-switchboard-nvim-tests'
+M.run_dir = vim.fn.tempname() .. "-switchboard-nvim-tests"
 vim.fn.mkdir(M.run_dir, 'p', tonumber('700', 8))
 
 local fake = { proc = nil, base = nil, log = M.run_dir .. '/fake-anthropic.log' }
@@ -287,7 +287,11 @@ end
 
 --- Waits until the status line reads `text`.
 function Child:wait_statusline(text, timeout_ms)
-  return self:wait_for(("require('switchboard').statusline() == %q"):format(text), timeout_ms or 10000, 'status line ' .. text)
+  local ok, value, ms = pcall(self.wait_for, self, ("require('switchboard').statusline() == %q"):format(text), timeout_ms or 10000)
+  if not ok then
+    error(('status line: expected %q within %d ms, it shows %q'):format(text, timeout_ms or 10000, self:statusline()), 2)
+  end
+  return value, ms
 end
 
 --- Waits for a notification containing `needle`; answers it (`{ msg, level }`).

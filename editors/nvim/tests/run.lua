@@ -14,9 +14,14 @@ end
 
 local filter = _G.arg and _G.arg[1] or nil
 local passed, failed = h.run(filter)
-env.cleanup(failed > 0 and os.getenv('SWITCHBOARD_NVIM_KEEP') ~= '0')
-if failed > 0 then
-  h.out('scratch folders kept in ' .. env.run_dir)
+local keep = failed > 0 and os.getenv('SWITCHBOARD_NVIM_KEEP') ~= '0'
+if keep then
+  -- Outside Neovim's own temporary folder, which goes away when it quits.
+  local kept = vim.fn.fnamemodify(os.getenv('TMPDIR') or '/tmp', ':p') .. vim.fn.fnamemodify(env.run_dir, ':t')
+  vim.fn.rename(env.run_dir, kept)
+  h.out('scratch folders kept in ' .. kept)
 end
+env.cleanup(keep)
 h.out(('%d passed, %d failed'):format(passed, failed))
-os.exit((failed > 0 or passed == 0) and 1 or 0)
+-- :cquit rather than os.exit, so that Neovim removes its temporary folder on the way out.
+vim.cmd(((failed > 0 or passed == 0) and 'cquit 1' or 'qall!'))

@@ -131,13 +131,20 @@ h.test('e2e: a refused refresh token gives a needs-login message', function()
   env.control('POST', ('/_control/lineages/%s/revoke'):format(accounts.home.lineage))
   local child = env.child(scratch)
   child:statusline()
-  child:wait_statusline('work')
+  -- Its access token lives 120 s, so work is shown as expiring.
+  child:wait_statusline('work ~')
   child:cmd('Switchboard use home')
   local note = child:wait_notify('has expired for good')
   h.eq(vim.log.levels.ERROR, note.level)
   h.contains(note.msg, 'claude /login')
   h.contains(note.msg, ':Switchboard add home')
-  h.eq('work', child:statusline(), 'status line after the refused switch')
+  h.eq('work ~', child:statusline(), 'status line after the refused switch')
+  -- The sidecar then reports home's state through account/didChange, with no command.
+  child:wait_for(
+    [[(function() for _, a in ipairs(require('switchboard').view().accounts) do if a.alias == 'home' then return a.state == 'needsLogin' end end end)()]],
+    3000,
+    "home's state shown as needsLogin"
+  )
   h.eq('work', active_alias(scratch), 'nothing changed in the live store')
 end)
 

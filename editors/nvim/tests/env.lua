@@ -25,6 +25,12 @@ function M.fake_base()
   if fake.base then
     return fake.base
   end
+  -- scripts/test.sh runs the fake itself, so that it outlives no run.
+  local given = os.getenv('FAKE_ANTHROPIC_URL')
+  if given and given ~= '' then
+    fake.base = given
+    return given
+  end
   assert(M.fake_bin and M.fake_bin ~= '', 'FAKE_ANTHROPIC_BIN is not set')
   local first_line
   local buffered = ''
@@ -139,7 +145,7 @@ function M.scratch(name, extra_env)
   }
   vim.fn.mkdir(env.TMPDIR, 'p', tonumber('700', 8))
   vim.fn.mkdir(env.XDG_RUNTIME_DIR, 'p', tonumber('700', 8))
-  if fake.base or M.fake_bin then
+  if fake.base or M.fake_bin or os.getenv('FAKE_ANTHROPIC_URL') then
     local base = M.fake_base()
     env.SWITCHBOARD_TOKEN_URL = base .. '/v1/oauth/token'
     env.SWITCHBOARD_API_BASE = base

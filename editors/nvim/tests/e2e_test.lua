@@ -139,10 +139,11 @@ h.test('e2e: a refused refresh token gives a needs-login message', function()
   h.contains(note.msg, 'claude /login')
   h.contains(note.msg, ':Switchboard add home')
   h.eq('work ~', child:statusline(), 'status line after the refused switch')
-  -- The sidecar then reports home's state through account/didChange, with no command.
+  -- The sidecar then reports home's state through account/didChange, with no command;
+  -- at the latest on its 5 s backstop tick.
   child:wait_for(
     [[(function() for _, a in ipairs(require('switchboard').view().accounts) do if a.alias == 'home' then return a.state == 'needsLogin' end end end)()]],
-    3000,
+    7000,
     "home's state shown as needsLogin"
   )
   h.eq('work', active_alias(scratch), 'nothing changed in the live store')

@@ -311,3 +311,21 @@ async fn status_validates_and_notifies_state_changes() {
         tokio::time::timeout(Duration::from_secs(1), changes.recv()).await.unwrap().unwrap();
     assert_eq!(change.reason, ChangeReason::State);
 }
+
+#[tokio::test]
+async fn adding_a_login_whose_access_token_expired_still_learns_who_it_is() {
+    let scratch = Scratch::new().await;
+    // Minute-long tokens are expired by Claude's rule, so adding must refresh first.
+    scratch.fake.control().update_settings(SettingsUpdate {
+        access_token_lifetime_secs: Some(60),
+        ..Default::default()
+    });
+    let ada = scratch.account("ada@example.com", "Example Corp");
+    let service = scratch.service();
+    scratch.login(&ada).await;
+    let added = service.add_account("work").await.unwrap();
+    assert_eq!(added.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(added.organization_name.as_deref(), Some("Example Corp"));
+    assert_eq!(added.subscription_type.as_deref(), Some("max"));
+    assert_eq!(scratch.report().lineages[0].spent, 1, "the add refreshed once");
+}

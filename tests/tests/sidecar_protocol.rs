@@ -175,5 +175,10 @@ async fn a_needs_login_switch_is_an_error_with_its_kind() {
     assert_eq!(refused["error"]["code"], -32002);
     assert!(refused["error"]["message"].as_str().unwrap().contains("claude /login"));
     assert_eq!(scratch.live_login(), before, "the live login is untouched");
+    // What the refusal learned reaches clients at once.
+    let change = sidecar.notification_for("state", Duration::from_secs(1)).await;
+    let work =
+        change["accounts"].as_array().unwrap().iter().find(|a| a["alias"] == "work").unwrap();
+    assert_eq!(work["state"], "needsLogin");
     sidecar.close().await;
 }

@@ -140,11 +140,16 @@ impl Service {
         let next = grant.apply_to(login, now_ms());
         // Rule 3: the new tokens reach the live store before anything else uses them.
         self.write_live_login(read, &next)?;
-        let proven = match (grant.account_uuid.clone(), grant.organization_uuid.clone()) {
-            (Some(account_uuid), Some(organization_uuid)) => {
+        // The refresh answer names the account, but not its email or organization name, which
+        // people need to see: ask the profile endpoint with the new token, and fall back on
+        // the answer's identity when that call fails.
+        let profile = self.oauth.profile(&next.access_token).await;
+        let proven = match (profile, grant.account_uuid.clone(), grant.organization_uuid.clone()) {
+            (Ok(profile), _, _) => proven(profile),
+            (Err(_), Some(account_uuid), Some(organization_uuid)) => {
                 Proven { id: AccountId { account_uuid, organization_uuid }, profile: None }
             }
-            _ => proven(self.oauth.profile(&next.access_token).await.map_err(profile_failure)?),
+            (Err(error), _, _) => return Err(profile_failure(error)),
         };
         Ok(Proof::Known { proven, refreshed: Some(next) })
     }

@@ -34,8 +34,14 @@ impl Service {
             .await
             .map_err(|_| ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() })?;
 
+        let before = self.list().ok();
         let outcome = self.switch_locked(&mut catalog, &alias).await;
         drop(locks);
+        if outcome.is_err() && self.list().ok() != before {
+            // A refused switch can still have learned something: a target that needs a new
+            // login, a refreshed snapshot. Clients hear of it now, not at the next tick.
+            self.announce(ChangeReason::State, false);
+        }
         let (result, changed) = outcome?;
         if changed {
             self.announce(ChangeReason::Use, false);

@@ -121,6 +121,9 @@ fn state_word(state: AccountState) -> &'static str {
 /// "in 3h 12m" or "12m ago".
 fn relative(at_ms: i64) -> String {
     let delta = (at_ms - now_ms()) / 1000;
+    if delta.abs() < 5 {
+        return "just now".to_owned();
+    }
     let span = delta.unsigned_abs();
     let text = match span {
         0..60 => format!("{span}s"),
@@ -158,5 +161,6 @@ mod tests {
     fn relative_times_read_naturally() {
         assert!(relative(now_ms() + 2 * 3600 * 1000 + 5 * 60 * 1000 + 500).starts_with("in 2h 5m"));
         assert_eq!(relative(now_ms() - 12 * 60 * 1000 - 500), "12m ago");
+        assert_eq!(relative(now_ms() - 1000), "just now");
     }
 }

@@ -94,6 +94,8 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   private currentState: SidecarState = { kind: "stopped" };
   private child: ChildProcess | undefined;
   private connection: MessageConnection | undefined;
+  /** Settles with the connection once a starting sidecar's process exists (or failed to). */
+  private connecting: Promise<MessageConnection | undefined> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private wanted = false;
@@ -132,13 +134,19 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     this.clearRestartTimer();
     const child = this.child;
     const connection = this.connection;
-    if (child !== undefined && connection !== undefined) {
+    // Forgetting the process first keeps a late `spawn` from attaching to a sidecar on its way out.
+    this.child = undefined;
+    this.connection = undefined;
+    this.connecting = undefined;
+    if (child !== undefined) {
       const exited = waitForExit(child, STOP_GRACE_MS);
-      try {
-        await withTimeout(connection.sendRequest(Method.shutdown), STOP_GRACE_MS / 2);
-        await connection.sendNotification(Method.exit);
-      } catch {
-        // A sidecar that cannot take part in a polite exit is ended below all the same.
+      if (connection !== undefined) {
+        try {
+          await withTimeout(connection.sendRequest(Method.shutdown), STOP_GRACE_MS / 2);
+          await connection.sendNotification(Method.exit);
+        } catch {
+          // A sidecar that cannot take part in a polite exit is ended below all the same.
+        }
       }
       child.stdin?.end();
       if (!(await exited)) {
@@ -146,7 +154,7 @@ export class SwitchboardClient implements AccountsApi, Disposable {
         await waitForExit(child, STOP_GRACE_MS);
       }
     }
-    this.detach();
+    connection?.dispose();
     this.setState({ kind: "stopped" });
   }
 
@@ -194,7 +202,7 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   }
 
   private async request<R>(method: string, params: object): Promise<R> {
-    const connection = this.connection;
+    const connection = this.connection ?? (await this.connecting);
     if (connection === undefined) {
       throw new SidecarUnavailable(this.downReason());
     }
@@ -235,9 +243,18 @@ export class SwitchboardClient implements AccountsApi, Disposable {
       onEnd(signal !== null ? `killed by ${signal}` : `exited with code ${code ?? "unknown"}`),
     );
     forwardLines(child.stderr, log);
+    // Nothing is written before the process exists: a write into the pipe of a process that
+    // failed to start is rejected inside vscode-jsonrpc where no caller can catch it.
+    this.connecting = new Promise((resolve) => {
+      child.once("spawn", () => resolve(this.child === child ? this.attach(child) : undefined));
+      child.once("error", () => resolve(undefined));
+    });
+  }
 
+  private attach(child: ChildProcess): MessageConnection | undefined {
+    const log = this.options.log;
     if (child.stdout === null || child.stdin === null) {
-      return;
+      return undefined;
     }
     const connection = createMessageConnection(
       new StreamMessageReader(child.stdout),
@@ -274,6 +291,7 @@ export class SwitchboardClient implements AccountsApi, Disposable {
           }
         },
       );
+    return connection;
   }
 
   private onSidecarEnded(child: ChildProcess, reason: string, livedMs: number): void {
@@ -298,6 +316,7 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   private detach(): void {
     this.connection?.dispose();
     this.connection = undefined;
+    this.connecting = undefined;
     this.child = undefined;
   }
 
@@ -359,17 +378,23 @@ function forwardLines(stream: NodeJS.ReadableStream | null, log: (line: string) 
   });
 }
 
-/** Resolves true once `child` has exited, or false after `ms`. */
+/** Resolves true once `child` has exited or failed to start, or false after `ms`. */
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve(true);
   }
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once("exit", () => {
+    const done = (exited: boolean): void => {
       clearTimeout(timer);
-      resolve(true);
-    });
+      child.off("exit", onExit);
+      child.off("error", onExit);
+      resolve(exited);
+    };
+    const onExit = (): void => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    // A process that never started reports `error` and no `exit`.
+    child.once("exit", onExit);
+    child.once("error", onExit);
   });
 }
 

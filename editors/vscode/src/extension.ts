@@ -88,7 +88,8 @@ function drawStatusBar(item: vscode.StatusBarItem, view: StatusBarView): void {
       : new vscode.ThemeColor(`statusBarItem.${view.background}Background`);
 }
 
-function vscodeUi(output: vscode.OutputChannel): Ui {
+/** VS Code's window and command functions in the shape the command logic asks for. */
+export function vscodeUi(output: vscode.OutputChannel): Ui {
   return {
     showQuickPick: (items, options) =>
       Promise.resolve(vscode.window.showQuickPick(items, { ...options, matchOnDescription: true })),

@@ -120,6 +120,11 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     return this.currentState;
   }
 
+  /** The sidecar's process id while one is running. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Starts the sidecar and keeps it running until `stop` or `dispose`. */
   start(): void {
     this.wanted = true;

@@ -59,6 +59,7 @@ export class Commands {
     private readonly sidecar: SidecarControl,
     private readonly ui: Ui,
     private readonly now: () => number = Date.now,
+    private readonly log: (line: string) => void = () => undefined,
   ) {}
 
   /** Switches Claude Code to `alias`, or to the account picked from a list. */
@@ -218,6 +219,9 @@ export class Commands {
   /** Shows what went wrong and carries out the button the person presses. */
   private async report(err: unknown, op: Operation, retry: () => Promise<void>): Promise<void> {
     const report = describeError(err, op);
+    this.log(`${op.verb}${op.alias === undefined ? "" : ` '${op.alias}'`} failed (${report.kind}): ${
+      err instanceof Error ? err.message : String(err)
+    }`);
     const choice = await this.ui.showMessage(report.severity, report.message, {}, ...report.actions);
     switch (choice) {
       case Action.retry:

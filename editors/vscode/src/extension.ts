@@ -37,7 +37,7 @@ export function activate(context: vscode.ExtensionContext): void {
   item.show();
   const timer = setInterval(() => status.update(), RERENDER_MS);
 
-  const commands = new Commands(sidecar, sidecar, vscodeUi(output));
+  const commands = new Commands(sidecar, sidecar, vscodeUi(output), Date.now, log);
   context.subscriptions.push(
     output,
     item,

@@ -93,6 +93,9 @@ describe("activate", () => {
     expect(shown?.severity).toBe("error");
     expect(shown?.message).toMatch(/^The Switchboard sidecar is not running: /);
     expect(shown?.items).toEqual(["Show Log", "Restart Sidecar"]);
+    expect(fake.outputChannels[0].lines.some((line) => line.startsWith("switch failed (sidecarDown)"))).toBe(
+      true,
+    );
   });
 
   it("opens the log", async () => {

@@ -29,7 +29,9 @@ pub use lock::{LockError, LockGuard, LockSpec, RefreshLocks};
 pub use login::{CredentialDoc, OAuthLogin};
 pub use paths::{ClaudePaths, PathsError};
 pub use shadow::shadowed_by;
-pub use store::{FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation};
+pub use store::{
+    FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation, open_live_store,
+};
 
 /// A file-system failure together with the path and the action that failed, so that an error
 /// message always names the file involved and never its contents.

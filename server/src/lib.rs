@@ -11,6 +11,7 @@
 //! - [`vault`]: Switchboard's own snapshots, one per account, and the catalog naming them.
 //! - [`oauth`]: the token and profile endpoints, and what each failure means.
 //! - [`watch`]: noticing changes made by others (Claude, other Switchboard processes).
+//! - [`sidecar`]: the service behind a JSON-RPC connection, with change notifications.
 //! - [`cli`]: the terminal commands, thin over [`service`].
 //!
 //! Imports run one way: `cli` and `rpc` call `service`; `service` uses `claude`, `vault`,
@@ -24,5 +25,6 @@ pub mod protocol;
 pub mod rpc;
 pub mod secret;
 pub mod service;
+pub mod sidecar;
 pub mod vault;
 pub mod watch;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 pub use profile::{Profile, ProfileError};
-pub use refresh::{RefreshError, TokenGrant};
+pub use refresh::{RefreshError, TokenGrant, refresh_scope};
 
 /// Claude Code's OAuth client id; Switchboard refreshes as Claude Code does.
 pub const CLIENT_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";

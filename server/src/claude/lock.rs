@@ -107,11 +107,16 @@ pub enum LockError {
     Io(#[from] FileError),
 }
 
-/// Takes the lock, waiting between attempts without blocking the async runtime.
+/// Takes the lock, waiting between attempts without blocking the async runtime. Each attempt
+/// (a `mkdir`, a `stat`, and the owner file's `fsync`) runs on the blocking pool.
 pub async fn acquire(spec: &LockSpec) -> Result<LockGuard, LockError> {
     let mut attempt = 0;
     loop {
-        if let Some(guard) = try_acquire(spec)? {
+        let attempt_spec = spec.clone();
+        let tried = tokio::task::spawn_blocking(move || try_acquire(&attempt_spec))
+            .await
+            .map_err(|e| FileError::new("create lock", &spec.path, std::io::Error::other(e)))?;
+        if let Some(guard) = tried? {
             return Ok(guard);
         }
         if attempt >= spec.retries {
@@ -142,7 +147,7 @@ pub fn acquire_blocking(spec: &LockSpec) -> Result<LockGuard, LockError> {
 pub fn try_acquire(spec: &LockSpec) -> Result<Option<LockGuard>, LockError> {
     let path = &spec.path;
     match fs::create_dir(path) {
-        Ok(()) => return LockGuard::start(spec).map(Some),
+        Ok(()) => return hold_made(spec),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(FileError::new("create lock", path, e).into()),
     }
@@ -174,9 +179,20 @@ pub fn try_acquire(spec: &LockSpec) -> Result<Option<LockGuard>, LockError> {
 
 fn make_once(spec: &LockSpec) -> Result<Option<LockGuard>, LockError> {
     match fs::create_dir(&spec.path) {
-        Ok(()) => LockGuard::start(spec).map(Some),
+        Ok(()) => hold_made(spec),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
         Err(e) => Err(FileError::new("create lock", &spec.path, e).into()),
+    }
+}
+
+/// Starts holding a directory just made. Between our `mkdir` and our first touch, a racing
+/// taker that judged the previous (stale) directory may remove ours: then the lock is not
+/// ours after all, which is a lost race, not an error.
+fn hold_made(spec: &LockSpec) -> Result<Option<LockGuard>, LockError> {
+    match LockGuard::start(spec) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(LockError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -238,6 +254,10 @@ impl LockGuard {
         let path = spec.path.clone();
         let mark = match touch(&path) {
             Ok(mark) => mark,
+            // Gone already: someone else removed it, so there is nothing of ours to clean up.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(FileError::new("touch lock", &path, e).into());
+            }
             Err(e) => {
                 let _ = fs::remove_dir(&path);
                 return Err(FileError::new("touch lock", &path, e).into());
@@ -336,7 +356,29 @@ fn touch(path: &Path) -> io::Result<Mark> {
     let now = SystemTime::now();
     open_dir_for_times(path)?
         .set_times(fs::FileTimes::new().set_modified(now).set_accessed(now))?;
-    fs::metadata(path).map(|m| Mark::of(&m))
+    let mark = fs::metadata(path).map(|m| Mark::of(&m))?;
+    // Two takers of one stale lock can both end up touching the directory the later one
+    // made. The time each wrote tells them apart: whoever reads back a time it did not write
+    // has lost the race, and says so the way a vanished lock does.
+    if !mark.mtime.is_some_and(|stored| same_instant(stored, now)) {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "the lock was taken by someone else"));
+    }
+    Ok(mark)
+}
+
+/// Whether a stored mtime is the time written, allowing for file systems that keep only
+/// microseconds, milliseconds or whole seconds.
+fn same_instant(stored: SystemTime, written: SystemTime) -> bool {
+    let (Ok(stored), Ok(written)) = (
+        stored.duration_since(SystemTime::UNIX_EPOCH),
+        written.duration_since(SystemTime::UNIX_EPOCH),
+    ) else {
+        return stored == written;
+    };
+    let written = written.as_nanos();
+    [1, 1_000, 1_000_000, 1_000_000_000]
+        .iter()
+        .any(|unit| stored.as_nanos() == written / unit * unit)
 }
 
 #[cfg(not(windows))]
@@ -582,6 +624,34 @@ mod tests {
         let guard = acquire(&spec(path.clone(), 10_000, 0)).await.unwrap();
         assert!(age(&path) < Duration::from_secs(2));
         guard.release().unwrap();
+    }
+
+    #[test]
+    fn racing_takers_of_a_stale_lock_leave_exactly_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        for _ in 0..5 {
+            fs::create_dir(&path).unwrap();
+            set_age(&path, Duration::from_secs(30));
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let takers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        try_acquire(&spec(path, 10_000, 0)).unwrap()
+                    })
+                })
+                .collect();
+            let guards: Vec<LockGuard> =
+                takers.into_iter().filter_map(|t| t.join().unwrap()).collect();
+            assert!(!guards.is_empty());
+            // Whoever lost a race finds out before writing: exactly one lock is still held.
+            let holders = guards.iter().filter(|g| g.check().is_ok()).count();
+            assert_eq!(holders, 1, "{} takers, {holders} think they hold it", guards.len());
+            drop(guards);
+            assert!(!path.exists());
+        }
     }
 
     #[test]

@@ -17,11 +17,13 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::FileError;
+use super::env::Environment;
 use super::lock::{self, LockError, LockSpec, STORAGE_WRITE_LOCK_STALE};
 use super::login::CredentialDoc;
 use super::paths::ClaudePaths;
@@ -107,6 +109,13 @@ pub trait LiveStore: Send + Sync + fmt::Debug {
     /// Compare-and-swap: writes `doc` only if the store still holds exactly `expected`; else
     /// [`StoreError::Changed`]. Keeps mode 0600; atomic and durable.
     fn write(&self, expected: &Revision, doc: &CredentialDoc) -> Result<Revision, StoreError>;
+}
+
+/// The live store Claude Code reads for this environment. Today that is always the file; the
+/// macOS Keychain, when it is usable and holds the login, will take precedence here as it
+/// does for Claude.
+pub fn open_live_store(_env: &Environment, paths: &ClaudePaths) -> Arc<dyn LiveStore> {
+    Arc::new(FileStore::for_paths(paths))
 }
 
 /// `.credentials.json`: Claude's store on Linux and Windows, and its fallback on macOS.

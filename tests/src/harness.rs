@@ -1,0 +1,357 @@
+//! A scratch world for one end-to-end test: a fresh `HOME` with Claude Code's folder, a vault,
+//! a running fake Anthropic service, and ways to drive Switchboard in process, through its CLI
+//! and as a sidecar over real pipes.
+//!
+//! Switchboard's binary is found through `SWITCHBOARD_BIN`, else beside the test executable
+//! in Cargo's target folder; `scripts/test.sh` builds it before the tests run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::claude::env::Environment;
+use switchboard::oauth::Endpoints;
+use switchboard::service::{Service, ServiceConfig};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use crate::fake::{AccountIds, FakeServer, MintedLogin, NewAccount, Report};
+use crate::sim_claude::{LoginIdentity, LoginTokens, SimClaude};
+
+/// One test's world. Dropping it stops the fake and deletes every file.
+#[derive(Debug)]
+pub struct Scratch {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    pub vault: PathBuf,
+    pub fake: FakeServer,
+}
+
+/// An account created at the fake, with the login `/login` handed out for it.
+#[derive(Debug, Clone)]
+pub struct TestAccount {
+    pub email: String,
+    pub organization_name: String,
+    pub ids: AccountIds,
+}
+
+impl Scratch {
+    pub async fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("a scratch folder");
+        let home = dir.path().join("home");
+        let vault = dir.path().join("vault");
+        std::fs::create_dir_all(&home).expect("scratch HOME");
+        Scratch { dir, home, vault, fake: FakeServer::start().await }
+    }
+
+    /// The environment Switchboard runs in: this scratch world and nothing of the caller's.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), self.home.display().to_string()),
+            ("SWITCHBOARD_HOME".into(), self.vault.display().to_string()),
+            ("SWITCHBOARD_TOKEN_URL".into(), self.fake.token_url()),
+            ("SWITCHBOARD_API_BASE".into(), self.fake.url()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ]
+    }
+
+    pub fn environment(&self) -> Environment {
+        Environment::from_pairs(self.env_pairs())
+    }
+
+    /// A service in this process, as the sidecar would build it.
+    pub fn service(&self) -> Arc<Service> {
+        let env = self.environment();
+        let config = ServiceConfig {
+            endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
+            vault_dir: self.vault.clone(),
+            ca_bundle: None,
+            env,
+        };
+        Arc::new(Service::open(config).expect("open the service"))
+    }
+
+    pub fn claude_dir(&self) -> PathBuf {
+        self.home.join(".claude")
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        self.claude_dir().join(".credentials.json")
+    }
+
+    pub fn global_config_path(&self) -> PathBuf {
+        self.home.join(".claude.json")
+    }
+
+    /// Creates an account (and organization) at the fake.
+    pub fn account(&self, email: &str, organization: &str) -> TestAccount {
+        let ids = self
+            .fake
+            .control()
+            .create_account(NewAccount::new(email).organization_name(organization));
+        TestAccount { email: email.into(), organization_name: organization.into(), ids }
+    }
+
+    /// A simulated Claude Code on this scratch `HOME`, refreshing against the fake.
+    pub fn claude(&self) -> SimClaude {
+        SimClaude::new(&self.home, None, self.fake.token_url())
+    }
+
+    /// Does what `claude /login` does: a fresh lineage written into Claude's store and
+    /// `oauthAccount`, every other key kept.
+    pub async fn login(&self, account: &TestAccount) -> MintedLogin {
+        let login = self.fake.control().mint_login(&account.ids).expect("mint a login");
+        let tokens = LoginTokens {
+            access_token: login.access_token.clone(),
+            refresh_token: login.refresh_token.clone(),
+            expires_at: login.expires_at,
+            scopes: login.scopes.clone(),
+            subscription_type: login.subscription_type.clone(),
+            rate_limit_tier: Some(login.rate_limit_tier.clone()),
+        };
+        let identity = LoginIdentity {
+            account_uuid: login.account.uuid.clone(),
+            email_address: login.account.email_address.clone(),
+            display_name: login.account.display_name.clone(),
+            organization_uuid: login.organization.uuid.clone(),
+            organization_name: login.organization.name.clone(),
+            billing_type: login.organization.billing_type.clone(),
+        };
+        self.claude().install_login(&tokens, &identity).await.expect("install the login");
+        login
+    }
+
+    pub fn write_credentials(&self, doc: &Value) {
+        std::fs::create_dir_all(self.claude_dir()).expect("Claude's folder");
+        write_json(&self.credentials_path(), doc, 0o600);
+    }
+
+    pub fn read_json(&self, path: &Path) -> Option<Value> {
+        let bytes = std::fs::read(path).ok()?;
+        Some(serde_json::from_slice(&bytes).expect("valid JSON"))
+    }
+
+    /// The live `claudeAiOauth` entry.
+    pub fn live_login(&self) -> Value {
+        self.read_json(&self.credentials_path())
+            .map(|c| c["claudeAiOauth"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn live_refresh_token(&self) -> String {
+        self.live_login()["refreshToken"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn oauth_account(&self) -> Value {
+        self.read_json(&self.global_config_path())
+            .map(|c| c["oauthAccount"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn report(&self) -> Report {
+        self.fake.control().report()
+    }
+
+    /// Runs the `switchboard` binary with `args` in this world.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[]).await
+    }
+
+    /// Runs the `switchboard` binary with `args` and some variables more.
+    pub async fn cli_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        tokio::process::Command::new(switchboard_bin())
+            .args(args)
+            .env_clear()
+            .envs(self.env_pairs())
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run switchboard")
+    }
+
+    /// Starts `switchboard serve` on pipes, speaking `framing`.
+    pub async fn sidecar(&self, framing: Framing) -> SidecarClient {
+        let mut child = tokio::process::Command::new(switchboard_bin())
+            .arg("serve")
+            .env_clear()
+            .envs(self.env_pairs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the sidecar");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        SidecarClient { child, stdin, stdout, framing, next_id: 1, pending: Vec::new() }
+    }
+}
+
+fn write_json(path: &Path, value: &Value, mode: u32) {
+    let bytes = serde_json::to_vec_pretty(value).expect("serialize");
+    switchboard::durable::write_atomic(path, &bytes, mode).expect("write a scratch file");
+}
+
+/// Where the `switchboard` binary is.
+pub fn switchboard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("the test executable");
+    let candidate = exe.parent().and_then(Path::parent).map(|dir| dir.join("switchboard"));
+    match candidate {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "switchboard binary not found: run `cargo build -p switchboard` or set SWITCHBOARD_BIN"
+        ),
+    }
+}
+
+/// The two framings of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Lsp,
+    Ndjson,
+}
+
+/// A client of a sidecar process, speaking raw JSON-RPC so tests see exactly what is sent.
+#[derive(Debug)]
+pub struct SidecarClient {
+    pub child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    framing: Framing,
+    next_id: i64,
+    /// Messages read while waiting for something else.
+    pending: Vec<Value>,
+}
+
+impl SidecarClient {
+    /// Sends raw bytes, for malformed-input tests.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.expect("write to the sidecar");
+        self.stdin.flush().await.expect("flush");
+    }
+
+    /// Sends one message in this client's framing.
+    pub async fn send(&mut self, message: &Value) {
+        let body = serde_json::to_vec(message).expect("serialize");
+        let mut frame = Vec::new();
+        match self.framing {
+            Framing::Lsp => {
+                frame.extend(format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes());
+                frame.extend(body);
+            }
+            Framing::Ndjson => {
+                frame.extend(body);
+                frame.push(b'\n');
+            }
+        }
+        self.send_raw(&frame).await;
+    }
+
+    /// Reads the next message, or `None` at end of output or after `wait`.
+    pub async fn read(&mut self, wait: Duration) -> Option<Value> {
+        if !self.pending.is_empty() {
+            return Some(self.pending.remove(0));
+        }
+        tokio::time::timeout(wait, self.read_frame()).await.ok().flatten()
+    }
+
+    async fn read_frame(&mut self) -> Option<Value> {
+        match self.framing {
+            Framing::Ndjson => {
+                let mut line = String::new();
+                if self.stdout.read_line(&mut line).await.ok()? == 0 {
+                    return None;
+                }
+                Some(serde_json::from_str(&line).expect("the sidecar writes JSON lines"))
+            }
+            Framing::Lsp => {
+                let mut length = None;
+                loop {
+                    let mut line = String::new();
+                    if self.stdout.read_line(&mut line).await.ok()? == 0 {
+                        return None;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(value) = line.strip_prefix("Content-Length: ") {
+                        length = Some(value.parse::<usize>().expect("a length"));
+                    }
+                }
+                let mut body = vec![0; length.expect("a Content-Length header")];
+                self.stdout.read_exact(&mut body).await.ok()?;
+                Some(serde_json::from_slice(&body).expect("the sidecar writes JSON"))
+            }
+        }
+    }
+
+    /// Sends a request and waits for its answer, keeping notifications that arrive first.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
+        self.answer_to(json!(id)).await
+    }
+
+    /// Waits for the answer with `id`.
+    pub async fn answer_to(&mut self, id: Value) -> Value {
+        let mut held = Vec::new();
+        let answer = loop {
+            let message = tokio::time::timeout(Duration::from_secs(60), self.read_frame())
+                .await
+                .expect("an answer within a minute")
+                .expect("the sidecar is still running");
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                break message;
+            }
+            held.push(message);
+        };
+        self.pending.extend(held);
+        answer
+    }
+
+    /// The next `account/didChange`, skipping nothing else but answers already consumed.
+    pub async fn notification(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = self.read(left).await?;
+            if message["method"] == "account/didChange" {
+                return Some(message["params"].clone());
+            }
+        }
+    }
+
+    /// The next `account/didChange` with `reason`, checking that every one skipped on the way
+    /// was caused by this sidecar (`external: false`).
+    pub async fn notification_for(&mut self, reason: &str, wait: Duration) -> Value {
+        loop {
+            let change = self
+                .notification(wait)
+                .await
+                .unwrap_or_else(|| panic!("no account/didChange with reason {reason}"));
+            if change["reason"] == reason {
+                return change;
+            }
+            assert_eq!(change["external"], false, "unexpected external change: {change}");
+        }
+    }
+
+    /// Closes stdin and waits for the process to exit.
+    pub async fn close(mut self) -> std::process::ExitStatus {
+        drop(self.stdin);
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the sidecar exits at end of input")
+            .expect("wait for the sidecar")
+    }
+}

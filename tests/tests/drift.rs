@@ -1,0 +1,212 @@
+//! Drift: Claude Code rotating the live token behind Switchboard's back, done the way Claude
+//! does it (its locks, re-read, compare-and-swap, or the older merge), between and during
+//! switches. Whatever happens, no refresh token is ever spent twice and every account stays
+//! usable, which the fake service checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard::claude::login::CredentialDoc;
+use switchboard::claude::paths::ClaudePaths;
+use switchboard::claude::store::{
+    FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation,
+};
+use switchboard::oauth::Endpoints;
+use switchboard::protocol::ErrorKind;
+use switchboard::service::{ReconcileState, Service, ServiceConfig};
+use switchboard_tests::fake::{SettingsUpdate, TokenState};
+use switchboard_tests::harness::{Scratch, TestAccount};
+use switchboard_tests::sim_claude::{Mode, RefreshOptions, RefreshOutcome};
+
+async fn two_accounts(scratch: &Scratch) -> (Arc<Service>, TestAccount, TestAccount) {
+    let work = scratch.account("ada@example.com", "Example Corp");
+    let home = scratch.account("ada@home.example", "Ada's Individual Org");
+    let service = scratch.service();
+    scratch.login(&work).await;
+    service.add_account("work").await.expect("add work");
+    scratch.login(&home).await;
+    service.add_account("home").await.expect("add home");
+    (service, work, home)
+}
+
+/// Every lineage's newest refresh token is still accepted, and nothing was spent twice.
+fn assert_every_lineage_alive(scratch: &Scratch, service: &Service) {
+    let report = scratch.report();
+    assert_eq!(report.reuses, 0, "a refresh token was spent twice: {report:?}");
+    let live = scratch.live_refresh_token();
+    for account in service.list().unwrap().accounts {
+        let token = if account.active {
+            live.clone()
+        } else {
+            let path = std::fs::read_dir(scratch.vault.join("snapshots"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().contains(&account.organization_uuid))
+                .expect("a snapshot");
+            let snapshot = scratch.read_json(&path).unwrap();
+            snapshot["login"]["refreshToken"].as_str().unwrap().to_owned()
+        };
+        let status = scratch.fake.control().inspect_token(&token);
+        assert_eq!(
+            status.state,
+            TokenState::Live,
+            "{}'s refresh token is {:?}",
+            account.alias,
+            status.state
+        );
+    }
+}
+
+#[tokio::test]
+async fn k01_a_background_refresh_is_synced_before_switching_away() {
+    let scratch = Scratch::new().await;
+    let (service, _work, _home) = two_accounts(&scratch).await;
+    service.use_account("work").await.unwrap();
+
+    // A Claude session idling in the background rotates work's live token: r1 -> r2.
+    let outcome = scratch.claude().refresh(Mode::V2_1_332).await.unwrap();
+    assert_eq!(outcome, RefreshOutcome::Refreshed);
+    let r2 = scratch.live_refresh_token();
+
+    service.use_account("home").await.expect("switch away from work");
+    service.use_account("work").await.expect("switch back to work");
+    assert_eq!(scratch.live_refresh_token(), r2, "use work installs r2, the newest");
+
+    // Claude goes on refreshing the login it was given, which is the live lineage.
+    assert_eq!(scratch.claude().refresh(Mode::V2_1_332).await.unwrap(), RefreshOutcome::Refreshed);
+    assert_every_lineage_alive(&scratch, &service);
+}
+
+#[tokio::test]
+async fn k02_the_live_login_is_recognised_by_account_not_by_token() {
+    let scratch = Scratch::new().await;
+    let (service, work, _home) = two_accounts(&scratch).await;
+    service.use_account("work").await.unwrap();
+    scratch.claude().refresh(Mode::V2_1_332).await.unwrap();
+
+    // No token of the live login matches work's snapshot any more; work is still active.
+    assert_eq!(service.list().unwrap().active.as_deref(), Some("work"));
+    // The watcher proves it by account and stores the newer token.
+    let mut changes = service.subscribe();
+    assert!(service.reconcile(&ReconcileState::default()).await);
+    let snapshot = scratch
+        .read_json(
+            &scratch
+                .vault
+                .join("snapshots")
+                .join(format!("{}.{}.json", work.ids.account_uuid, work.ids.organization_uuid)),
+        )
+        .unwrap();
+    assert_eq!(snapshot["login"]["refreshToken"], scratch.live_refresh_token().as_str());
+    let _ = changes.try_recv();
+    assert_every_lineage_alive(&scratch, &service);
+}
+
+#[tokio::test]
+async fn k12_switchboard_never_spends_the_live_token_outside_claudes_locks() {
+    let scratch = Scratch::new().await;
+    // Minute-long tokens are always within Claude's five-minute window: every check
+    // refreshes, and so does every switch.
+    scratch.fake.control().update_settings(SettingsUpdate {
+        access_token_lifetime_secs: Some(60),
+        ..Default::default()
+    });
+    let (service, _work, _home) = two_accounts(&scratch).await;
+    let claude = scratch.claude();
+    let session = tokio::spawn(async move {
+        claude.run(Mode::V2_1_332, Duration::from_millis(50), Duration::from_secs(4)).await
+    });
+    let mut switches = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        for alias in ["work", "home"] {
+            service.use_account(alias).await.expect("switch while Claude refreshes");
+            switches += 1;
+        }
+        let status = service
+            .status(switchboard::protocol::StatusParams { alias: None, validate: true })
+            .await
+            .expect("validate while Claude refreshes");
+        assert!(status.account.is_some());
+    }
+    let summary = session.await.unwrap();
+    eprintln!("{switches} switches while the simulated Claude made {summary:?}");
+    assert!(summary.refreshed > 0, "Claude really refreshed meanwhile");
+    assert_eq!(summary.invalid_grant, 0, "Claude never got invalid_grant");
+    assert_every_lineage_alive(&scratch, &service);
+}
+
+#[tokio::test]
+async fn a_switch_waits_for_an_older_claude_mid_refresh_and_loses_nothing() {
+    let scratch = Scratch::new().await;
+    let (service, _work, _home) = two_accounts(&scratch).await;
+    service.use_account("work").await.unwrap();
+    let claude = scratch.claude();
+    // Claude 2.1.112 merges its result over whatever the store holds when it is done, so a
+    // switch landing mid-refresh would be overwritten; holding its lock prevents that.
+    let refresh = tokio::spawn(async move {
+        claude
+            .refresh_with(RefreshOptions {
+                mode: Mode::V2_1_112,
+                only_if_expiring: false,
+                hold_lock: Duration::from_millis(800),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let used = service.use_account("home").await.expect("the switch waits, then happens");
+    assert_eq!(used.active.alias, "home");
+    assert_eq!(refresh.await.unwrap().unwrap(), RefreshOutcome::Refreshed);
+
+    // Claude's rotated work token was synced before home went in, and home stayed in.
+    assert_eq!(service.list().unwrap().active.as_deref(), Some("home"));
+    service.use_account("work").await.expect("back to work with the rotated token");
+    assert_every_lineage_alive(&scratch, &service);
+}
+
+/// A live store whose writes fail, as a full disk or a Keychain that refuses would.
+#[derive(Debug)]
+struct RefusingStore(FileStore);
+
+impl LiveStore for RefusingStore {
+    fn location(&self) -> StoreLocation {
+        self.0.location()
+    }
+    fn read(&self) -> Result<Option<LiveRead>, StoreError> {
+        self.0.read()
+    }
+    fn write(&self, _: &Revision, _: &CredentialDoc) -> Result<Revision, StoreError> {
+        Err(StoreError::Unavailable {
+            location: self.0.location(),
+            reason: "no space left on device".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn k16_a_failed_store_write_keeps_the_previous_login() {
+    let scratch = Scratch::new().await;
+    let (service, _work, _home) = two_accounts(&scratch).await;
+    drop(service);
+    let env = scratch.environment();
+    let paths = ClaudePaths::resolve(&env).unwrap();
+    let store = Arc::new(RefusingStore(FileStore::for_paths(&paths)));
+    let config = ServiceConfig {
+        endpoints: Endpoints::from_env(Some(&scratch.fake.token_url()), Some(&scratch.fake.url())),
+        vault_dir: scratch.vault.clone(),
+        ca_bundle: None,
+        env,
+    };
+    let service = Service::with_store(config, paths, store).unwrap();
+    let mut changes = service.subscribe();
+    let live_before = scratch.live_login();
+    let account_before = scratch.oauth_account();
+
+    let error = service.use_account("work").await.unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::StoreUnavailable));
+    assert!(error.to_string().contains("no space left"), "{error}");
+    assert_eq!(scratch.live_login(), live_before);
+    assert_eq!(scratch.oauth_account(), account_before);
+    assert!(changes.try_recv().is_err(), "no didChange claims a switch");
+    assert_eq!(service.list().unwrap().active.as_deref(), Some("home"));
+}

@@ -23,5 +23,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "node_modules already matches package-lock.json"
   exit 0
 fi
-npm ci --no-audit --no-fund
+# No install scripts: esbuild finds its platform binary through its optional dependency at run
+# time, and vsce-sign's binary is only for signing, which packaging here never does. Skipping
+# them keeps the install the same under every npm version and away from any download.
+npm ci --no-audit --no-fund --ignore-scripts
 echo "$want" >"$stamp"

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { switchFollowUp } from "../../src/claude";
 import type { SwitchboardClient } from "../../src/client";
+import { statusMessage } from "../../src/commands";
 import { describeError, errorKind } from "../../src/errors";
 import type { DidChangeParams } from "../../src/protocol";
 import { StatusController, type StatusBarView } from "../../src/view";
@@ -86,6 +87,10 @@ describe("against the real sidecar", () => {
     const validated = await client.status({ validate: true });
     expect(validated.account?.state).toBe("ok");
     expect(validated.account?.validatedAt).not.toBeNull();
+    const shown = statusMessage(validated, Date.now());
+    expect(shown.message).toBe("Claude Code uses 'work': signed in");
+    expect(shown.detail).toContain(`Live store: ${scene.credentialsFile}`);
+    expect(shown.detail).toContain("Last validated: less than a minute ago");
   });
 
   it("switches with account/use, rewrites Claude's files and announces the change", async () => {
@@ -153,6 +158,31 @@ describe("against the real sidecar", () => {
     expect(describeError(err, { verb: "switch", alias: "home" }).message).toBe(
       "The login of 'home' has expired for good. Run `claude /login` with that account, " +
         "then add it again as home.",
+    );
+    expect((await client.list()).active).toBe("work");
+  });
+
+  it("reports an unreachable or throttling token endpoint by kind, and changes nothing", async () => {
+    scene = await Scene.start();
+    await scene.fake.control("PUT", "/settings", { accessTokenLifetimeSecs: 60 });
+    await scene.addAccounts({ home: HOME_ACCOUNT, work: WORK });
+    const client = scene.startClient();
+    const attempt = (): Promise<unknown> =>
+      client.use("home").then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    await scene.fake.control("PUT", "/faults/token", { status: 503 });
+    const unreachable = await attempt();
+    expect(errorKind(unreachable)).toBe("network");
+    expect(describeError(unreachable, { verb: "switch", alias: "home" }).actions).toContain("Try Again");
+
+    await scene.fake.control("PUT", "/faults/token", { status: 429, retryAfterSecs: 3 });
+    const throttled = await attempt();
+    expect(errorKind(throttled)).toBe("rateLimited");
+    expect(describeError(throttled, { verb: "switch", alias: "home" }).message).toContain(
+      "try again in 3 s",
     );
     expect((await client.list()).active).toBe("work");
   });

@@ -12,6 +12,7 @@
 
 mod control;
 mod model;
+pub mod proxy;
 mod routes;
 
 use std::io;
@@ -32,6 +33,7 @@ pub use control::{
     Settings, SettingsUpdate, TokenState, TokenStatus, UsageValues,
 };
 pub use model::LOGIN_SCOPES;
+pub use proxy::{ProxyError, TlsProxy};
 pub use routes::{CLIENT_ID, OAUTH_BETA};
 
 use routes::ConnectionKill;

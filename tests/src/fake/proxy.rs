@@ -135,8 +135,9 @@ impl TlsProxy {
         &self.bundle_path
     }
 
-    /// Every target asked for so far, in order: `host:port` for a `CONNECT`, the absolute URI
-    /// for a plain request. Shows which hosts a client tried to reach.
+    /// Everything asked of the proxy so far, in order: `CONNECT host:port` for each tunnel,
+    /// `METHOD https://host/path` for each request inside one, and `METHOD URI` for a plain
+    /// request. Shows what a client tried to reach.
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -244,6 +245,7 @@ impl Shared {
     }
 
     fn note(&self, target: String) {
+        tracing::info!(%target, "proxy request");
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).push(target);
     }
 }
@@ -289,13 +291,13 @@ async fn serve_client(shared: Arc<Shared>, stream: TcpStream) {
 
 fn proxy_request(shared: Arc<Shared>, mut request: Request<Incoming>) -> Response<Body> {
     if request.method() != Method::CONNECT {
-        shared.note(request.uri().to_string());
+        shared.note(format!("{} {}", request.method(), request.uri()));
         return plain(StatusCode::NOT_FOUND, "not found by the test proxy\n");
     }
     let Some(authority) = request.uri().authority().cloned() else {
         return plain(StatusCode::BAD_REQUEST, "CONNECT needs host:port\n");
     };
-    shared.note(authority.to_string());
+    shared.note(format!("CONNECT {authority}"));
     if authority.port_u16() != Some(443) {
         return plain(StatusCode::FORBIDDEN, "the test proxy tunnels only port 443\n");
     }
@@ -328,6 +330,15 @@ fn proxy_request(shared: Arc<Shared>, mut request: Request<Incoming>) -> Respons
         } else {
             shared.not_found.clone()
         };
+        let seen = shared.seen.clone();
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let target = format!("{} https://{host}{}", request.method(), request.uri().path());
+                tracing::info!(%target, "proxied request");
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push(target);
+                next.run(request)
+            },
+        ));
         super::serve_io(router, tls).await;
     });
     Response::new(Body::empty())

@@ -109,3 +109,54 @@ async fn without_the_ca_bundle_the_proxy_is_refused_and_nothing_is_spent() {
     assert_eq!(json_out(&used)["active"]["alias"], "work");
     assert_eq!(scratch.report().reuses, 0);
 }
+
+#[tokio::test]
+async fn the_binary_prints_its_proxy_and_bundle_and_serves_through_them() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fake-anthropic"))
+        .arg("--tls-proxy")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start fake-anthropic");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("a line")
+    };
+    let listening = next().await;
+    let url = listening.strip_prefix("listening on ").expect("the first line").to_owned();
+    let proxy_line = next().await;
+    let proxy = proxy_line.strip_prefix("proxy on ").expect("the second line").to_owned();
+    let bundle_line = next().await;
+    let bundle = bundle_line.strip_prefix("ca bundle at ").expect("the third line").to_owned();
+    assert!(proxy.starts_with("http://127.0.0.1:") && proxy != url, "{proxy}");
+
+    let pem = std::fs::read(&bundle).expect("the bundle exists");
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).expect("a PEM bundle");
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(&proxy).unwrap())
+        .tls_certs_only(certificates)
+        .build()
+        .unwrap();
+    // Anthropic's API host is the fake: its profile endpoint refuses an unknown token the way
+    // the fake does.
+    let profile = client
+        .get("https://api.anthropic.com/api/oauth/profile")
+        .bearer_auth("sk-ant-oat01-unknown")
+        .send()
+        .await
+        .expect("through the proxy");
+    assert_eq!(profile.status(), 401);
+    let body: Value = profile.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error", "{body}");
+    // Any other host is a TLS endpoint of the same CA that answers 404.
+    let other = client.get("https://statsig.anthropic.com/v1/initialize").send().await.unwrap();
+    assert_eq!(other.status(), 404);
+    let _ = child.start_kill();
+}

@@ -349,3 +349,35 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     *response.status_mut() = status;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Sends `request` raw to the proxy and answers the status line of its reply.
+    async fn status_line(proxy: &TlsProxy, request: &str) -> String {
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = vec![0; 256];
+        let n = stream.read(&mut reply).await.unwrap();
+        String::from_utf8_lossy(&reply[..n]).lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn refuses_plain_requests_and_other_ports_and_records_them() {
+        let fake = FakeServer::start().await;
+        let proxy = fake.start_tls_proxy().await.unwrap();
+        let plain = "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        assert_eq!(status_line(&proxy, plain).await, "HTTP/1.1 404 Not Found");
+        let other_port = "CONNECT api.anthropic.com:80 HTTP/1.1\r\nHost: api.anthropic.com\r\n\r\n";
+        assert_eq!(status_line(&proxy, other_port).await, "HTTP/1.1 403 Forbidden");
+        assert_eq!(proxy.seen(), ["GET http://example.com/", "CONNECT api.anthropic.com:80"],);
+        let bundle = std::fs::read_to_string(proxy.bundle_path()).unwrap();
+        let ca = std::fs::read_to_string(proxy.ca_path()).unwrap();
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(bundle.ends_with(&ca), "the bundle ends with the test CA");
+        proxy.shutdown().await;
+    }
+}

@@ -4,7 +4,8 @@
 //! refresh, spending it again is answered `invalid_grant` and recorded, and an access token
 //! dies with its lineage, its lifetime, or the next refresh. Tests start it in process with
 //! [`FakeServer::start`] and drive it through [`Control`]; other programs run the
-//! `fake-anthropic` binary and use the HTTP control API.
+//! `fake-anthropic` binary and use the HTTP control API. [`proxy`] puts the fake behind
+//! Anthropic's real host names, for clients whose endpoints cannot be pointed elsewhere.
 //!
 //! The server runs its own accept loop rather than `axum::serve` because one fault,
 //! `dropAfterRotation`, must close a connection without answering: each connection is served
@@ -12,6 +13,7 @@
 
 mod control;
 mod model;
+pub mod proxy;
 mod routes;
 
 use std::io;
@@ -32,6 +34,7 @@ pub use control::{
     Settings, SettingsUpdate, TokenState, TokenStatus, UsageValues,
 };
 pub use model::LOGIN_SCOPES;
+pub use proxy::{ProxyError, TlsProxy};
 pub use routes::{CLIENT_ID, OAUTH_BETA};
 
 use routes::ConnectionKill;

@@ -355,3 +355,201 @@ impl SidecarClient {
             .expect("wait for the sidecar")
     }
 }
+
+/// Variables that keep the real Claude Code to the calls a login needs. Found by running it
+/// behind the test proxy and reading what it asked for: with
+/// `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` it makes no telemetry, event-logging, bootstrap
+/// or feature-flag calls, and touches only platform.claude.com and api.anthropic.com. The
+/// others switch off the updater and the error reporter by name, in case a build reaches them.
+pub const CLAUDE_QUIET_ENV: &[(&str, &str)] = &[
+    ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+    ("DISABLE_TELEMETRY", "1"),
+    ("DISABLE_ERROR_REPORTING", "1"),
+    ("DISABLE_AUTOUPDATER", "1"),
+    ("NO_COLOR", "1"),
+];
+
+/// Which build of the real Claude Code a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaudeBuild {
+    /// 2.1.332, the native binary: two refresh locks, compare-and-swap save, blanks dead logins.
+    Native,
+    /// 2.1.112, `cli.js` on Node: one refresh lock, and a save that merges over the store.
+    Legacy,
+}
+
+/// The real Claude Code, as `scripts/install-test-deps.sh` installs it into `.tools/claude`.
+#[derive(Debug, Clone)]
+pub struct RealClaude {
+    pub build: ClaudeBuild,
+    program: PathBuf,
+    leading_args: Vec<PathBuf>,
+}
+
+impl RealClaude {
+    /// The native build: `CLAUDE_NATIVE_BIN`, else the repository's `.tools` copy.
+    ///
+    /// # Panics
+    ///
+    /// When the binary is missing: an interop test that cannot run Claude must fail, not pass.
+    pub fn native() -> RealClaude {
+        let program = tool_path("CLAUDE_NATIVE_BIN", ".tools/claude/native/package/claude");
+        RealClaude { build: ClaudeBuild::Native, program, leading_args: Vec::new() }
+    }
+
+    /// The 2.1.112 build: `node` running `CLAUDE_LEGACY_JS`, else the repository's copy.
+    ///
+    /// # Panics
+    ///
+    /// When `cli.js` is missing.
+    pub fn legacy() -> RealClaude {
+        let script = tool_path("CLAUDE_LEGACY_JS", ".tools/claude/legacy/package/cli.js");
+        RealClaude {
+            build: ClaudeBuild::Legacy,
+            program: "node".into(),
+            leading_args: vec![script],
+        }
+    }
+
+    /// The refresh locks this build takes in `scratch`, in the contract's words: 2.1.332 takes
+    /// `DIR/.oauth_refresh.lock` and `<realpath(DIR)>.lock`, 2.1.112 only the latter.
+    pub fn refresh_locks(&self, scratch: &Scratch) -> Vec<PathBuf> {
+        let legacy = switchboard::claude::paths::legacy_refresh_lock_of(&scratch.claude_dir());
+        match self.build {
+            ClaudeBuild::Native => vec![scratch.claude_dir().join(".oauth_refresh.lock"), legacy],
+            ClaudeBuild::Legacy => vec![legacy],
+        }
+    }
+}
+
+/// A tool's path from `var`, else from the repository; panics naming the install script when
+/// the file is not there.
+fn tool_path(var: &str, in_repo: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(in_repo));
+    assert!(
+        path.is_file(),
+        "the real Claude Code is not installed at {} ({var}): run `bash scripts/install-test-deps.sh`",
+        path.display()
+    );
+    path
+}
+
+/// What a program run printed and how long it took.
+#[derive(Debug)]
+pub struct TimedOutput {
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl TimedOutput {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+}
+
+impl Scratch {
+    /// The environment of a Switchboard user behind a TLS-inspecting corporate proxy: the
+    /// endpoints left at Anthropic's real addresses (no `SWITCHBOARD_TOKEN_URL` or
+    /// `SWITCHBOARD_API_BASE`), `HTTPS_PROXY` pointing at `proxy`, and `SSL_CERT_FILE` at a
+    /// bundle that trusts it.
+    pub fn proxied_env_pairs(&self, proxy: &crate::fake::TlsProxy) -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), self.home.display().to_string()),
+            ("SWITCHBOARD_HOME".into(), self.vault.display().to_string()),
+            ("HTTPS_PROXY".into(), proxy.url()),
+            ("SSL_CERT_FILE".into(), proxy.bundle_path().display().to_string()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ]
+    }
+
+    /// Runs the `switchboard` binary with `args` in exactly the environment `env`.
+    pub async fn cli_in_env(&self, args: &[&str], env: &[(String, String)]) -> TimedOutput {
+        let started = std::time::Instant::now();
+        let output = tokio::process::Command::new(switchboard_bin())
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run switchboard");
+        TimedOutput { output, elapsed: started.elapsed() }
+    }
+
+    /// The environment the real Claude Code runs in: this scratch `HOME`, the proxy, the test
+    /// CA through `NODE_EXTRA_CA_CERTS`, and [`CLAUDE_QUIET_ENV`].
+    pub fn claude_env_pairs(&self, proxy: &crate::fake::TlsProxy) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("HOME".to_owned(), self.home.display().to_string()),
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+            ("HTTPS_PROXY".to_owned(), proxy.url()),
+            ("NODE_EXTRA_CA_CERTS".to_owned(), proxy.bundle_path().display().to_string()),
+        ];
+        env.extend(CLAUDE_QUIET_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
+    }
+
+    /// A command running `claude` with `args` in this world, not yet started.
+    pub fn claude_command(
+        &self,
+        claude: &RealClaude,
+        proxy: &crate::fake::TlsProxy,
+        args: &[&str],
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&claude.program);
+        command
+            .args(&claude.leading_args)
+            .args(args)
+            .env_clear()
+            .envs(self.claude_env_pairs(proxy))
+            .current_dir(&self.home)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `claude` with `args` to its end, bounded at two minutes.
+    pub async fn run_claude(
+        &self,
+        claude: &RealClaude,
+        proxy: &crate::fake::TlsProxy,
+        args: &[&str],
+    ) -> TimedOutput {
+        let started = std::time::Instant::now();
+        let run = self.claude_command(claude, proxy, args).output();
+        let output = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("claude finishes within two minutes")
+            .expect("start claude");
+        TimedOutput { output, elapsed: started.elapsed() }
+    }
+
+    /// Moves the live login's `expiresAt` into the past, every other field kept, so that the
+    /// next Claude run refreshes it.
+    pub fn expire_live_login(&self) {
+        let mut creds = self.read_json(&self.credentials_path()).expect("a live login");
+        creds["claudeAiOauth"]["expiresAt"] = json!(1_000);
+        self.write_credentials(&creds);
+    }
+
+    /// Where the vault keeps `account`'s snapshot.
+    pub fn snapshot_path(&self, account: &TestAccount) -> PathBuf {
+        self.vault
+            .join("snapshots")
+            .join(format!("{}.{}.json", account.ids.account_uuid, account.ids.organization_uuid))
+    }
+
+    /// The refresh token in `account`'s snapshot, empty when there is none.
+    pub fn snapshot_refresh_token(&self, account: &TestAccount) -> String {
+        self.read_json(&self.snapshot_path(account))
+            .and_then(|s| s["login"]["refreshToken"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}

@@ -226,6 +226,18 @@ async fn k14_credential_and_oauth_account_change_together() {
     let config = scratch.read_json(&scratch.global_config_path()).unwrap();
     assert_eq!(config["projects"]["/src/app"]["allowedTools"][0], "Bash");
 
+    // A running Claude session writes its cached identity back after the switch; the
+    // watcher's reconcile puts the live account's name back.
+    let mut config = scratch.read_json(&scratch.global_config_path()).unwrap();
+    config["oauthAccount"] = json!({"accountUuid": home.ids.account_uuid, "emailAddress": home.email,
+        "organizationUuid": home.ids.organization_uuid, "billingType": "stripe_subscription"});
+    std::fs::write(scratch.global_config_path(), serde_json::to_vec(&config).unwrap()).unwrap();
+    assert!(service.reconcile(&Default::default()).await);
+    assert_eq!(scratch.oauth_account()["accountUuid"], work.ids.account_uuid.as_str());
+    assert_eq!(scratch.oauth_account()["organizationUuid"], work.ids.organization_uuid.as_str());
+    let config = scratch.read_json(&scratch.global_config_path()).unwrap();
+    assert_eq!(config["projects"]["/src/app"]["allowedTools"][0], "Bash");
+
     // When `oauthAccount` cannot be written, the credential is put back.
     let live_before = scratch.live_login();
     std::fs::write(scratch.global_config_path(), b"{ not json").unwrap();
@@ -233,7 +245,6 @@ async fn k14_credential_and_oauth_account_change_together() {
     assert_eq!(kind(&error), ErrorKind::StoreUnavailable);
     assert_eq!(scratch.live_login()["refreshToken"], live_before["refreshToken"]);
     assert_eq!(std::fs::read(scratch.global_config_path()).unwrap(), b"{ not json");
-    let _ = home;
 }
 
 #[tokio::test]
@@ -315,14 +326,18 @@ async fn status_validates_and_notifies_state_changes() {
 #[tokio::test]
 async fn adding_a_login_whose_access_token_expired_still_learns_who_it_is() {
     let scratch = Scratch::new().await;
-    // Minute-long tokens are expired by Claude's rule, so adding must refresh first.
+    // Tokens dead on arrival: adding must refresh first to learn whose the login is.
     scratch.fake.control().update_settings(SettingsUpdate {
-        access_token_lifetime_secs: Some(60),
+        access_token_lifetime_secs: Some(0),
         ..Default::default()
     });
     let ada = scratch.account("ada@example.com", "Example Corp");
     let service = scratch.service();
     scratch.login(&ada).await;
+    scratch.fake.control().update_settings(SettingsUpdate {
+        access_token_lifetime_secs: Some(3600),
+        ..Default::default()
+    });
     let added = service.add_account("work").await.unwrap();
     assert_eq!(added.email.as_deref(), Some("ada@example.com"));
     assert_eq!(added.organization_name.as_deref(), Some("Example Corp"));

@@ -24,9 +24,9 @@ async fn two_accounts() -> (Scratch, TlsProxy, TestAccount, TestAccount) {
     let proxy = scratch.fake.start_tls_proxy().await.expect("start the TLS proxy");
     let work = scratch.account("ada@example.com", "Example Corp");
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&work);
+    scratch.login(&work).await;
     cli_ok(&scratch, &["add", "work"]).await;
-    scratch.login(&home);
+    scratch.login(&home).await;
     cli_ok(&scratch, &["add", "home"]).await;
     cli_ok(&scratch, &["use", "work"]).await;
     (scratch, proxy, work, home)
@@ -214,21 +214,17 @@ async fn switch_during_claudes_refresh(claude: RealClaude) {
     let claude_total = started.elapsed();
     // Whatever Claude did after its refresh, home's tokens are what Claude Code is left with.
     assert_eq!(scratch.live_refresh_token(), home_refresh, "the live store holds home");
+    // After its refresh, Claude (2.1.332 and 2.1.112 alike, watched here) fetches the profile
+    // with the access token it holds in memory, work's, and may write that identity into
+    // `oauthAccount` after the switch. Switchboard's reconcile puts the name right again.
+    let claude_wrote_work =
+        scratch.oauth_account()["accountUuid"] == work.ids.account_uuid.as_str();
+    let service = scratch.service();
+    assert!(service.reconcile(&Default::default()).await);
     let oauth_account = scratch.oauth_account();
-    let named_home = oauth_account["accountUuid"] == home.ids.account_uuid.as_str();
-    // FIXME: after its refresh, Claude (2.1.332 and 2.1.112 alike, watched here) fetches the
-    // profile with the access token it holds in memory, work's, and writes that identity into
-    // `oauthAccount`. When that write lands after the switch, Claude Code is left with home's
-    // tokens under work's name, and Switchboard's watcher syncs tokens only, so nothing puts
-    // the name right. Until reconcile repairs an `oauthAccount` that names another account
-    // than the live login's proven owner, this checks that the only other outcome is exactly
-    // that write (a profile-shaped block, with `billingType`).
-    assert!(
-        named_home
-            || (oauth_account["accountUuid"] == work.ids.account_uuid.as_str()
-                && oauth_account.get("billingType").is_some()),
-        "oauthAccount names home, or work as Claude's own profile write: {oauth_account}"
-    );
+    assert_eq!(oauth_account["accountUuid"], home.ids.account_uuid.as_str(), "{oauth_account}");
+    assert_eq!(oauth_account["organizationUuid"], home.ids.organization_uuid.as_str());
+    let named_home = !claude_wrote_work;
     let list = cli_ok(&scratch, &["list"]).await;
     assert_eq!(list["active"], "home", "{list}");
     assert_eq!(scratch.snapshot_refresh_token(&work), work_refresh, "nothing overwrote it");

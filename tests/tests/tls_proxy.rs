@@ -26,12 +26,12 @@ async fn add_use_and_validate_through_the_proxy_with_default_endpoints() {
 
     let work = scratch.account("ada@example.com", "Example Corp");
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    // Work's login is minted with a minute to live, which counts as expiring at once: adding
-    // it refreshes it, through the proxy, at https://platform.claude.com.
+    // Work's login is minted dead on arrival: adding it refreshes it, through the proxy, at
+    // https://platform.claude.com.
     let lifetime =
         |secs| SettingsUpdate { access_token_lifetime_secs: Some(secs), ..Default::default() };
-    scratch.fake.control().update_settings(lifetime(60));
-    scratch.login(&work);
+    scratch.fake.control().update_settings(lifetime(0));
+    scratch.login(&work).await;
     scratch.fake.control().update_settings(lifetime(8 * 3600));
     let add_work = scratch.cli_in_env(&["--json", "add", "work"], &env).await;
     let added = json_out(&add_work);
@@ -42,7 +42,7 @@ async fn add_use_and_validate_through_the_proxy_with_default_endpoints() {
 
     // Home's login is fresh: proving whose it is asks the profile endpoint, at
     // https://api.anthropic.com.
-    scratch.login(&home);
+    scratch.login(&home).await;
     let add_home = scratch.cli_in_env(&["--json", "add", "home"], &env).await;
     let added = json_out(&add_home);
     assert_eq!(added["accountUuid"], home.ids.account_uuid.as_str(), "{added}");
@@ -87,9 +87,9 @@ async fn without_the_ca_bundle_the_proxy_is_refused_and_nothing_is_spent() {
 
     let work = scratch.account("ada@example.com", "Example Corp");
     let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&work);
+    scratch.login(&work).await;
     json_out(&scratch.cli_in_env(&["--json", "add", "work"], &trusting).await);
-    scratch.login(&home);
+    scratch.login(&home).await;
     json_out(&scratch.cli_in_env(&["--json", "add", "home"], &trusting).await);
     let live_before = scratch.live_login();
     let work_before = std::fs::read(scratch.snapshot_path(&work)).unwrap();

@@ -39,7 +39,9 @@ impl Service {
         drop(locks);
         let (proven, login) = match proof? {
             Proof::Known { proven, refreshed } => {
-                let login = refreshed.unwrap_or_else(|| live_login.clone());
+                let login = refreshed
+                    .and_then(|written| written.doc.login)
+                    .unwrap_or_else(|| live_login.clone());
                 (proven, login)
             }
             Proof::Dead => {
@@ -222,7 +224,9 @@ impl Service {
                 Some(read) if !matches!(observation.owner, LiveOwner::Blank { .. }) => {
                     match self.prove_live(&read, true).await? {
                         Proof::Known { proven, refreshed } => {
-                            let login = refreshed.or_else(|| read.doc.login.clone());
+                            let login = refreshed
+                                .and_then(|written| written.doc.login)
+                                .or_else(|| read.doc.login.clone());
                             if catalog.by_id(&proven.id).is_some_and(|r| r.alias == alias) {
                                 if let Some(login) = login {
                                     self.store_snapshot(&mut catalog, &proven.id, &login)?;

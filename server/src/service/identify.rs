@@ -101,7 +101,7 @@ pub(crate) struct Proven {
 pub(crate) enum Proof {
     /// Proven; `refreshed` is the live login after a refresh that proving needed, already
     /// written to the live store.
-    Known { proven: Proven, refreshed: Option<OAuthLogin> },
+    Known { proven: Proven, refreshed: Option<LiveRead> },
     /// The service refused the login's tokens for good.
     Dead,
 }
@@ -118,7 +118,9 @@ impl Service {
         let login = read.doc.login.as_ref().ok_or_else(|| ServiceError::NoLogin {
             reason: "Claude Code has no login".to_owned(),
         })?;
-        if !login.is_expired(now_ms()) {
+        // An access token inside Claude's five-minute margin is due for a refresh, but it still
+        // works: asking with it costs nothing, where a refresh spends the refresh token.
+        if now_ms() < login.expires_at {
             match self.oauth.profile(&login.access_token).await {
                 Ok(profile) => {
                     return Ok(Proof::Known { proven: proven(profile), refreshed: None });
@@ -139,7 +141,7 @@ impl Service {
         };
         let next = grant.apply_to(login, now_ms());
         // Rule 3: the new tokens reach the live store before anything else uses them.
-        self.write_live_login(read, &next)?;
+        let written = self.write_live_login(read, &next)?;
         // The refresh answer names the account, but not its email or organization name, which
         // people need to see: ask the profile endpoint with the new token, and fall back on
         // the answer's identity when that call fails.
@@ -151,7 +153,7 @@ impl Service {
             }
             (Err(error), _, _) => return Err(profile_failure(error)),
         };
-        Ok(Proof::Known { proven, refreshed: Some(next) })
+        Ok(Proof::Known { proven, refreshed: Some(written) })
     }
 }
 

@@ -10,7 +10,9 @@ use crate::protocol::ChangeReason;
 
 use super::identify::{LiveOwner, Proof};
 use super::lineage::Stored;
+use super::switch::oauth_account_of;
 use super::{Service, ServiceError};
+use crate::vault::AccountRecord;
 
 /// How long a login that could not be proved is left alone before trying again, so that a
 /// dead network or an expired access token does not turn into a stream of profile calls.
@@ -54,16 +56,7 @@ impl Service {
         let Some(read) = observation.live.as_ref() else { return Ok(false) };
         let Some(login) = read.doc.login.as_ref() else { return Ok(false) };
         let needs_proof = match &observation.owner {
-            LiveOwner::Managed { id, certain: true } => {
-                let same = observation.snapshots.get(id).is_some_and(|s| {
-                    s.login.refresh_token == login.refresh_token
-                        && s.login.access_token == login.access_token
-                });
-                if same {
-                    return Ok(false);
-                }
-                false
-            }
+            LiveOwner::Managed { certain: true, .. } => false,
             LiveOwner::Managed { certain: false, .. } => true,
             // A login nobody manages may still be a managed account's new lineage (a fresh
             // `/login` with an account Switchboard knows); proving it tells.
@@ -76,8 +69,9 @@ impl Service {
         }
 
         let mut catalog = self.read_catalog()?;
-        let id = if needs_proof {
-            match self.prove_live(read, false).await {
+        let id = match &observation.owner {
+            LiveOwner::Managed { id, certain: true } => id.clone(),
+            _ => match self.prove_live(read, false).await {
                 Ok(Proof::Known { proven, .. }) => proven.id,
                 Ok(Proof::Dead) => return Ok(false),
                 Err(error) => {
@@ -85,23 +79,36 @@ impl Service {
                         Some((fingerprint, Instant::now()));
                     return Err(error);
                 }
-            }
-        } else {
-            match &observation.owner {
-                LiveOwner::Managed { id, .. } => id.clone(),
-                _ => return Ok(false),
-            }
+            },
         };
-        if catalog.by_id(&id).is_none() {
-            return Ok(false);
-        }
-        // The live store may have moved while the vault lock was awaited: store what it
-        // holds now if it is still this lineage's login.
+        let Some(record) = catalog.by_id(&id).cloned() else { return Ok(false) };
         let stored = self.store_snapshot(&mut catalog, &id, login)? == Stored::Newer;
         if stored {
             self.write_catalog(&catalog)?;
         }
-        Ok(stored)
+        let aligned = self.align_oauth_account(&record).await?;
+        Ok(stored || aligned)
+    }
+
+    /// Makes `oauthAccount` name the account whose login is live (the credential and the name
+    /// always go together). A running Claude session can write its cached identity back after
+    /// a switch, leaving the new account's tokens under the old account's name, which Claude
+    /// then shows and sends to the model.
+    async fn align_oauth_account(&self, record: &AccountRecord) -> Result<bool, ServiceError> {
+        let current = self.global.read_oauth_account().ok().flatten();
+        let names_it = current.as_ref().is_some_and(|a| {
+            a.account_uuid == record.id.account_uuid
+                && a.organization_uuid == record.id.organization_uuid
+        });
+        if names_it {
+            return Ok(false);
+        }
+        tracing::warn!(alias = %record.alias, "oauthAccount named another account; rewriting it");
+        self.global
+            .write_oauth_account(Some(&oauth_account_of(record)))
+            .await
+            .map_err(|e| ServiceError::store(self.paths.global_config.display(), e))?;
+        Ok(true)
     }
 }
 

@@ -56,7 +56,7 @@ impl Service {
     ) -> Result<(UseResult, bool), ServiceError> {
         for _ in 0..CAS_ATTEMPTS {
             let read = self.read_live()?;
-            let outgoing = self.sync_outgoing(catalog, read.as_ref()).await?;
+            let (outgoing, read) = self.sync_outgoing(catalog, read).await?;
             let target = catalog
                 .by_alias(alias)
                 .cloned()
@@ -94,26 +94,38 @@ impl Service {
 
     /// Rule 2: stores the live login in its account's snapshot before it is replaced, and
     /// answers that account's alias. An unmanaged login is kept aside.
+    ///
+    /// Proving whose the login is may refresh it in place; the read answered is then the live
+    /// store as this wrote it, which is what a later compare-and-swap must expect.
     pub(crate) async fn sync_outgoing(
         &self,
         catalog: &mut Catalog,
-        read: Option<&LiveRead>,
-    ) -> Result<Option<String>, ServiceError> {
-        let Some(read) = read else { return Ok(None) };
-        let Some(login) = read.doc.login.as_ref() else { return Ok(None) };
+        read: Option<LiveRead>,
+    ) -> Result<(Option<String>, Option<LiveRead>), ServiceError> {
+        let Some(read) = read else { return Ok((None, None)) };
+        let synced = self.sync_read(catalog, &read).await?;
+        Ok((synced.alias, Some(synced.rewritten.unwrap_or(read))))
+    }
+
+    async fn sync_read(
+        &self,
+        catalog: &mut Catalog,
+        read: &LiveRead,
+    ) -> Result<Sync, ServiceError> {
+        let Some(login) = read.doc.login.as_ref() else { return Ok(Sync::kept(None)) };
         let snapshots = self.snapshots_of(catalog)?;
         let oauth_account = self.global.read_oauth_account().ok().flatten();
         let owner = identify_offline(catalog, &snapshots, Some(read), oauth_account.as_ref());
         match owner {
-            LiveOwner::Absent => Ok(None),
+            LiveOwner::Absent => Ok(Sync::kept(None)),
             LiveOwner::Blank { claimed } => {
                 // Claude ended this login (or a `/login` is writing one): nothing to keep.
-                Ok(claimed.and_then(|id| catalog.by_id(&id)).map(|r| r.alias.clone()))
+                Ok(Sync::kept(claimed.and_then(|id| catalog.by_id(&id)).map(|r| r.alias.clone())))
             }
             LiveOwner::Managed { id, certain: true } => {
                 let alias = catalog.by_id(&id).map(|r| r.alias.clone());
                 self.store_snapshot(catalog, &id, login)?;
-                Ok(alias)
+                Ok(Sync::kept(alias))
             }
             LiveOwner::Managed { certain: false, .. } | LiveOwner::Unmanaged { .. } => {
                 let claimed = match &owner {
@@ -122,20 +134,24 @@ impl Service {
                 };
                 match self.prove_live(read, true).await? {
                     Proof::Known { proven, refreshed } => {
-                        let login = refreshed.as_ref().unwrap_or(login);
+                        let login = refreshed
+                            .as_ref()
+                            .and_then(|written| written.doc.login.as_ref())
+                            .unwrap_or(login);
                         if catalog.by_id(&proven.id).is_none() {
                             let at = self
                                 .vault
                                 .keep_aside(login, "unmanaged login replaced by a switch")
                                 .map_err(super::lineage::vault_failure)?;
                             tracing::warn!(path = %at.display(), "kept an unmanaged login aside");
-                            return Ok(None);
+                            return Ok(Sync::after(None, refreshed));
                         }
                         if self.store_snapshot(catalog, &proven.id, login)? == Stored::Newer {
                             self.record_validated(catalog, &proven.id, proven.profile.as_ref());
                         }
                         self.write_catalog(catalog)?;
-                        Ok(catalog.by_id(&proven.id).map(|r| r.alias.clone()))
+                        let alias = catalog.by_id(&proven.id).map(|r| r.alias.clone());
+                        Ok(Sync::after(alias, refreshed))
                     }
                     Proof::Dead => {
                         // Its refresh token is refused: nothing worth keeping, but the account
@@ -145,7 +161,7 @@ impl Service {
                             record.needs_login = true;
                             self.write_catalog(catalog)?;
                         }
-                        Ok(claimed)
+                        Ok(Sync::kept(claimed))
                     }
                 }
             }
@@ -177,14 +193,7 @@ impl Service {
             Err(crate::claude::store::StoreError::Changed) => return Err(Install::Moved),
             Err(error) => return Err(Install::Failed(self.store_failure(error))),
         };
-        let account = OAuthAccount::for_switch(
-            target.id.account_uuid.clone(),
-            target.email.clone().unwrap_or_default(),
-            target.id.organization_uuid.clone(),
-            target.organization_name.clone(),
-            target.display_name.clone(),
-        );
-        if let Err(error) = self.global.write_oauth_account(Some(&account)).await {
+        if let Err(error) = self.global.write_oauth_account(Some(&oauth_account_of(target))).await {
             // K14: the credential and `oauthAccount` change together or not at all.
             tracing::error!(%error, "could not write oauthAccount; putting the old login back");
             if let Err(undo) = self.store.write(&written, &base) {
@@ -231,11 +240,40 @@ impl Service {
     }
 }
 
+/// What syncing the outgoing login found: the alias it belongs to, and the live store as
+/// rewritten on the way when proving whose it is needed a refresh.
+#[derive(Debug)]
+struct Sync {
+    alias: Option<String>,
+    rewritten: Option<LiveRead>,
+}
+
+impl Sync {
+    fn kept(alias: Option<String>) -> Self {
+        Sync { alias, rewritten: None }
+    }
+
+    fn after(alias: Option<String>, rewritten: Option<LiveRead>) -> Self {
+        Sync { alias, rewritten }
+    }
+}
+
 #[derive(Debug)]
 enum Install {
     /// The live store no longer holds what was read: someone else wrote it.
     Moved,
     Failed(ServiceError),
+}
+
+/// The `oauthAccount` block naming an account, as a switch writes it.
+pub(crate) fn oauth_account_of(record: &AccountRecord) -> OAuthAccount {
+    OAuthAccount::for_switch(
+        record.id.account_uuid.clone(),
+        record.email.clone().unwrap_or_default(),
+        record.id.organization_uuid.clone(),
+        record.organization_name.clone(),
+        record.display_name.clone(),
+    )
 }
 
 fn resolve_alias(catalog: &Catalog, alias: &str) -> Result<String, ServiceError> {

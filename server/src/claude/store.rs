@@ -461,6 +461,37 @@ mod tests {
     }
 
     #[test]
+    fn the_live_store_setting_picks_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment::from_pairs([("HOME", dir.path().to_str().unwrap())])
+            .with("SWITCHBOARD_SECURITY_BIN", dir.path().join("no-security").to_str().unwrap());
+        let paths = ClaudePaths::resolve(&env).unwrap();
+        fs::create_dir_all(&paths.config_dir).unwrap();
+        fs::write(&paths.credentials_file, DOC).unwrap();
+
+        // The Keychain store, with no usable `security`, reads the file and says why.
+        let store = open_live_store(&env.clone().with(LIVE_STORE_VAR, "keychain"), &paths).unwrap();
+        assert!(store.read().unwrap().is_some());
+        assert!(matches!(store.warnings().as_slice(), [StoreWarning::KeychainUnavailable { .. }]));
+        assert_eq!(store.location(), StoreLocation::File { path: paths.credentials_file.clone() });
+
+        let store = open_live_store(&env.clone().with(LIVE_STORE_VAR, "file"), &paths).unwrap();
+        assert!(store.read().unwrap().is_some());
+        assert!(store.warnings().is_empty());
+
+        let default = open_live_store(&env, &paths).unwrap();
+        default.read().unwrap();
+        // Off macOS the default is the file alone; on macOS the Keychain comes first.
+        assert_eq!(default.warnings().is_empty(), !cfg!(target_os = "macos"));
+
+        let err = open_live_store(&env.with(LIVE_STORE_VAR, "vault"), &paths).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SWITCHBOARD_LIVE_STORE must be `keychain` or `file`, not `vault`"
+        );
+    }
+
+    #[test]
     fn revisions_and_locations_print_without_contents() {
         assert_eq!(format!("{:?}", Revision::absent()), "Revision(absent)");
         assert!(Revision::absent().is_absent());

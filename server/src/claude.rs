@@ -8,6 +8,7 @@
 //! - [`paths`]: every file and lock path Claude uses, derived from that environment.
 //! - [`login`]: the credential document and the login inside it.
 //! - [`store`]: the live store behind one small compare-and-swap interface.
+//! - [`keychain`]: the macOS Keychain as that store, through the `security` program.
 //! - [`lock`]: npm `proper-lockfile` locks, as Claude takes them.
 //! - [`global_config`]: the `oauthAccount` block of Claude's global config.
 //! - [`shadow`]: what makes Claude ignore the stored login altogether.
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub mod env;
 pub mod global_config;
+pub mod keychain;
 pub mod lock;
 pub mod login;
 pub mod paths;
@@ -25,12 +27,14 @@ pub mod store;
 
 pub use env::Environment;
 pub use global_config::{GlobalConfig, GlobalConfigError, OAuthAccount};
+pub use keychain::{KeychainFirstStore, KeychainStore};
 pub use lock::{LockError, LockGuard, LockSpec, RefreshLocks};
 pub use login::{CredentialDoc, OAuthLogin};
 pub use paths::{ClaudePaths, PathsError};
 pub use shadow::shadowed_by;
 pub use store::{
-    FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation, open_live_store,
+    FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation, StoreWarning,
+    open_live_store,
 };
 
 /// A file-system failure together with the path and the action that failed, so that an error

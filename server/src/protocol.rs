@@ -99,6 +99,29 @@ pub struct StatusResult {
     pub global_config: String,
     pub shadowed_by: Vec<String>,
     pub unmanaged: Option<UnmanagedLogin>,
+    /// What a person should know about the store though nothing failed; empty for most.
+    #[serde(default)]
+    pub store_warnings: Vec<StoreWarning>,
+}
+
+/// Something about Claude Code's store worth showing, though nothing failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreWarning {
+    pub kind: StoreWarningKind,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StoreWarningKind {
+    /// The Keychain holds the login and `.credentials.json` holds an older copy, which Claude
+    /// Code falls back to (and would spend) whenever the Keychain is locked.
+    StaleFile,
+    /// The Keychain cannot be used (locked, or `security` missing or failing), so the file is
+    /// Claude Code's store for now.
+    KeychainUnavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,5 +292,18 @@ mod tests {
             serde_json::to_value(file).unwrap(),
             json!({"kind":"file","path":"/h/.claude/.credentials.json"})
         );
+    }
+
+    #[test]
+    fn store_warnings_are_optional_and_camel_case() {
+        let warning = StoreWarning { kind: StoreWarningKind::StaleFile, message: "m".into() };
+        assert_eq!(
+            serde_json::to_value(warning).unwrap(),
+            json!({"kind":"staleFile","message":"m"})
+        );
+        let status = json!({"account": null, "store": {"kind": "file", "path": "/p"},
+            "configDir": "/c", "globalConfig": "/g", "shadowedBy": [], "unmanaged": null});
+        let status: StatusResult = serde_json::from_value(status).unwrap();
+        assert!(status.store_warnings.is_empty(), "answers of older servers still parse");
     }
 }

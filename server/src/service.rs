@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 use crate::claude::env::Environment;
 use crate::claude::global_config::GlobalConfig;
 use crate::claude::paths::ClaudePaths;
-use crate::claude::store::{FileStore, LiveStore};
+use crate::claude::store::{LiveStore, open_live_store};
 use crate::oauth::{Endpoints, OAuthClient};
 use crate::protocol::{ChangeReason, DidChange, ListResult};
 use crate::vault::Vault;
@@ -88,14 +88,12 @@ pub struct Service {
 
 impl Service {
     /// Opens the vault and resolves Claude Code's store, with the live store Claude uses on
-    /// this platform.
+    /// this platform (see [`open_live_store`]).
     pub fn open(config: ServiceConfig) -> Result<Self, ServiceError> {
         let paths = ClaudePaths::resolve(&config.env)
             .map_err(|e| ServiceError::store("Claude Code's config folder", e))?;
-        let store: Arc<dyn LiveStore> = Arc::new(FileStore::new(
-            paths.credentials_file.clone(),
-            paths.storage_write_lock.clone(),
-        ));
+        let store = open_live_store(&config.env, &paths)
+            .map_err(|e| ServiceError::store("Claude Code's credential store", e))?;
         Self::with_store(config, paths, store)
     }
 

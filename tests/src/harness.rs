@@ -553,3 +553,219 @@ impl Scratch {
             .unwrap_or_default()
     }
 }
+
+/// Where the `fake-security` binary is: `FAKE_SECURITY_BIN`, else beside the test executable
+/// (Cargo builds it for every test of this crate).
+pub fn fake_security_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("FAKE_SECURITY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable");
+    let candidate = exe.parent().and_then(Path::parent).map(|dir| dir.join("fake-security"));
+    match candidate {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "fake-security not found: run `cargo build -p switchboard-tests --bins` or set \
+             FAKE_SECURITY_BIN"
+        ),
+    }
+}
+
+/// A scratch world whose Claude Code keeps its login in a macOS Keychain, played by
+/// `fake-security`: Switchboard runs with `SWITCHBOARD_LIVE_STORE=keychain` and
+/// `SWITCHBOARD_SECURITY_BIN` pointing at a script in the scratch folder that runs the fake on
+/// this world's Keychain. Everything else (`account`, `fake`, `report`, the vault) is the
+/// [`Scratch`] inside; the methods named like [`Scratch`]'s read and write the Keychain.
+#[derive(Debug)]
+pub struct KeychainScratch {
+    pub scratch: Scratch,
+    pub keychain: crate::fake_security::FakeKeychain,
+    /// The `security` program Switchboard runs.
+    pub security: PathBuf,
+    /// `$USER`, which names the Keychain item's account.
+    pub user: String,
+}
+
+impl std::ops::Deref for KeychainScratch {
+    type Target = Scratch;
+
+    fn deref(&self) -> &Scratch {
+        &self.scratch
+    }
+}
+
+impl KeychainScratch {
+    pub async fn new() -> KeychainScratch {
+        let scratch = Scratch::new().await;
+        let keychain = crate::fake_security::FakeKeychain::in_dir(scratch.dir.path());
+        let security = keychain
+            .write_wrapper(&fake_security_bin(), &scratch.dir.path().join("security"))
+            .expect("write the security script");
+        KeychainScratch { scratch, keychain, security, user: "ada".to_owned() }
+    }
+
+    /// The environment Switchboard runs in: the scratch world's, in Keychain mode.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.scratch.env_pairs();
+        pairs.push(("SWITCHBOARD_LIVE_STORE".into(), "keychain".into()));
+        pairs.push(("SWITCHBOARD_SECURITY_BIN".into(), self.security.display().to_string()));
+        pairs.push(("USER".into(), self.user.clone()));
+        pairs
+    }
+
+    /// [`KeychainScratch::env_pairs`] with some variables more (or changed).
+    pub fn environment_with(&self, extra: &[(&str, &str)]) -> Environment {
+        let mut env = Environment::from_pairs(self.env_pairs());
+        for (key, value) in extra {
+            env = env.with(*key, *value);
+        }
+        env
+    }
+
+    pub fn environment(&self) -> Environment {
+        self.environment_with(&[])
+    }
+
+    /// A service in this process, in Keychain mode.
+    pub fn service(&self) -> Arc<Service> {
+        self.service_with(&[])
+    }
+
+    /// A service in this process, in Keychain mode, with some variables more.
+    pub fn service_with(&self, extra: &[(&str, &str)]) -> Arc<Service> {
+        let config = ServiceConfig {
+            endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
+            vault_dir: self.vault.clone(),
+            ca_bundle: None,
+            env: self.environment_with(extra),
+        };
+        Arc::new(Service::open(config).expect("open the service"))
+    }
+
+    /// Runs the `switchboard` binary with `args` in this world.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[]).await
+    }
+
+    /// Runs the `switchboard` binary with `args` and some variables more (or changed).
+    pub async fn cli_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        tokio::process::Command::new(switchboard_bin())
+            .args(args)
+            .env_clear()
+            .envs(self.env_pairs())
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run switchboard")
+    }
+
+    /// Starts `switchboard serve` on pipes in Keychain mode, speaking `framing`.
+    pub async fn sidecar(&self, framing: Framing) -> SidecarClient {
+        let mut child = tokio::process::Command::new(switchboard_bin())
+            .arg("serve")
+            .env_clear()
+            .envs(self.env_pairs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the sidecar");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        SidecarClient { child, stdin, stdout, framing, next_id: 1, pending: Vec::new() }
+    }
+
+    /// The Keychain service of Claude's item in this world (no `CLAUDE_CONFIG_DIR`).
+    pub fn item_service(&self) -> String {
+        switchboard::claude::keychain::SERVICE_PREFIX.to_owned()
+    }
+
+    /// The Keychain item holding Claude's login, parsed.
+    pub fn read_item(&self) -> Option<Value> {
+        let bytes = self.keychain.get(&self.item_service(), &self.user)?;
+        Some(serde_json::from_slice(&bytes).expect("the item holds JSON"))
+    }
+
+    /// Writes Claude's item the way Claude does: one `add-generic-password` line piped into
+    /// `security -i`, the value hex-encoded.
+    pub fn write_item(&self, doc: &Value) {
+        use std::io::Write as _;
+        let bytes = serde_json::to_vec(doc).expect("serialize");
+        let line = format!(
+            "add-generic-password -U -a \"{}\" -s \"{}\" -X \"{}\"\n",
+            self.user,
+            self.item_service(),
+            hex::encode(bytes)
+        );
+        let mut child = std::process::Command::new(&self.security)
+            .arg("-i")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run security -i");
+        child.stdin.take().expect("stdin").write_all(line.as_bytes()).expect("write the line");
+        assert!(child.wait().expect("wait for security").success(), "security -i failed");
+    }
+
+    /// Does what `claude /login` does on macOS: a fresh lineage written into the Keychain item
+    /// (every other key kept) and `oauthAccount`.
+    pub fn login(&self, account: &TestAccount) -> MintedLogin {
+        let login = self.fake.control().mint_login(&account.ids).expect("mint a login");
+        let mut item = self.read_item().unwrap_or_else(|| json!({}));
+        item["claudeAiOauth"] = json!({
+            "accessToken": login.access_token.expose(),
+            "refreshToken": login.refresh_token.expose(),
+            "expiresAt": login.expires_at,
+            "scopes": login.scopes,
+            "subscriptionType": login.subscription_type,
+            "rateLimitTier": login.rate_limit_tier,
+        });
+        self.write_item(&item);
+        let mut config = self.read_json(&self.global_config_path()).unwrap_or_else(|| json!({}));
+        config["oauthAccount"] = json!({
+            "accountUuid": account.ids.account_uuid,
+            "emailAddress": account.email,
+            "organizationUuid": account.ids.organization_uuid,
+            "organizationName": account.organization_name,
+        });
+        write_json(&self.global_config_path(), &config, 0o644);
+        login
+    }
+
+    /// The live `claudeAiOauth` entry, from the Keychain item.
+    pub fn live_login(&self) -> Value {
+        self.read_item().map(|item| item["claudeAiOauth"].clone()).unwrap_or(Value::Null)
+    }
+
+    pub fn live_refresh_token(&self) -> String {
+        self.live_login()["refreshToken"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Every argument list any `security` process of this world was given.
+    pub fn security_argv(&self) -> Vec<Vec<String>> {
+        self.keychain
+            .records()
+            .iter()
+            .filter_map(|record| serde_json::from_value(record.get("argv")?.clone()).ok())
+            .collect()
+    }
+
+    /// Panics if any `security` process was handed one of `tokens` (or its hex form) in its
+    /// arguments.
+    pub fn assert_no_token_in_argv(&self, tokens: &[String]) {
+        let argv = self.security_argv();
+        assert!(!argv.is_empty(), "security was never run");
+        for args in &argv {
+            for arg in args {
+                for token in tokens {
+                    assert!(
+                        !arg.contains(token.as_str()) && !arg.contains(&hex::encode(token)),
+                        "a token was passed to security in its arguments"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The live store: wherever Claude Code reads its login from, behind one small interface.
 //!
-//! On Linux and Windows that is `.credentials.json` ([`FileStore`]); the macOS Keychain will
-//! be a second implementation of [`LiveStore`]. Two rules hold for every implementation:
+//! On Linux and Windows that is `.credentials.json` ([`FileStore`]); on macOS it is the login
+//! Keychain with the file as fallback ([`KeychainFirstStore`]), and [`open_live_store`] picks
+//! the one Claude Code itself would read. Two rules hold for every implementation:
 //!
 //! - A store that cannot be parsed is never treated as empty. Claude may be in the middle of
 //!   writing it, so a read retries briefly before reporting [`StoreError::Corrupt`], and a
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::FileError;
 use super::env::Environment;
+use super::keychain::KeychainFirstStore;
 use super::lock::{self, LockError, LockSpec, STORAGE_WRITE_LOCK_STALE};
 use super::login::CredentialDoc;
 use super::paths::ClaudePaths;
@@ -92,6 +94,17 @@ pub enum StoreError {
     Unavailable { location: StoreLocation, reason: String },
     #[error("credential store {} is not valid json; it was left as it is", path.display())]
     Corrupt { path: PathBuf },
+    /// A store other than a file (a Keychain item) whose value is not the JSON document.
+    #[error("credential store {location} is not valid json; it was left as it is")]
+    CorruptItem { location: StoreLocation },
+    /// The document cannot be written without exposing it: `security -i` reads one command
+    /// line of at most `limit` bytes, and any other way to hand it over puts the token in a
+    /// process's arguments.
+    #[error(
+        "the login is too large for {location}: writing it would take a {bytes}-byte command \
+         line and `security -i` reads at most {limit}; nothing was written"
+    )]
+    TooLarge { location: StoreLocation, bytes: usize, limit: usize },
     #[error("the credential store changed since it was read")]
     Changed,
     #[error("the credential store is being written by another process")]
@@ -109,13 +122,69 @@ pub trait LiveStore: Send + Sync + fmt::Debug {
     /// Compare-and-swap: writes `doc` only if the store still holds exactly `expected`; else
     /// [`StoreError::Changed`]. Keeps mode 0600; atomic and durable.
     fn write(&self, expected: &Revision, doc: &CredentialDoc) -> Result<Revision, StoreError>;
+    /// What the last read found that a person should know about the store: a stale copy of
+    /// the login beside the one in use, or why the store in use is the fallback. Most stores
+    /// have nothing to say.
+    fn warnings(&self) -> Vec<StoreWarning> {
+        Vec::new()
+    }
 }
 
-/// The live store Claude Code reads for this environment. Today that is always the file; the
-/// macOS Keychain, when it is usable and holds the login, will take precedence here as it
-/// does for Claude.
-pub fn open_live_store(_env: &Environment, paths: &ClaudePaths) -> Arc<dyn LiveStore> {
-    Arc::new(FileStore::for_paths(paths))
+/// Something about the live store worth telling a person, though nothing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWarning {
+    /// The Keychain holds the login and `.credentials.json` holds something else: an old copy
+    /// that Claude Code would fall back to (and spend) whenever the Keychain is unusable.
+    StaleFile { path: PathBuf },
+    /// The Keychain could not be used, so the file serves as Claude Code's store.
+    KeychainUnavailable { reason: String },
+}
+
+impl fmt::Display for StoreWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreWarning::StaleFile { path } => write!(
+                f,
+                "{} holds an older copy of the login than the Keychain; Claude Code uses it \
+                 whenever the Keychain is locked",
+                path.display()
+            ),
+            StoreWarning::KeychainUnavailable { reason } => {
+                write!(f, "the Keychain cannot be used ({reason}), so the file is used instead")
+            }
+        }
+    }
+}
+
+/// The setting that overrides which live store is used: `keychain` or `file`.
+pub const LIVE_STORE_VAR: &str = "SWITCHBOARD_LIVE_STORE";
+
+/// [`LIVE_STORE_VAR`] holds something other than `keychain` or `file`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{LIVE_STORE_VAR} must be `keychain` or `file`, not `{0}`")]
+pub struct UnknownLiveStore(pub String);
+
+/// The live store Claude Code reads for this environment.
+///
+/// On macOS that is the Keychain first and the file when the Keychain cannot be used, as for
+/// Claude; elsewhere the file. `SWITCHBOARD_LIVE_STORE=keychain` asks for the Keychain on any
+/// system (its `security` program named by `SWITCHBOARD_SECURITY_BIN`), which is how the
+/// Keychain path is tested off macOS; `SWITCHBOARD_LIVE_STORE=file` forces the file.
+pub fn open_live_store(
+    env: &Environment,
+    paths: &ClaudePaths,
+) -> Result<Arc<dyn LiveStore>, UnknownLiveStore> {
+    let keychain = match env.get_non_empty(LIVE_STORE_VAR) {
+        None => cfg!(target_os = "macos"),
+        Some("keychain") => true,
+        Some("file") => false,
+        Some(other) => return Err(UnknownLiveStore(other.to_owned())),
+    };
+    Ok(if keychain {
+        Arc::new(KeychainFirstStore::for_env(env, paths))
+    } else {
+        Arc::new(FileStore::for_paths(paths))
+    })
 }
 
 /// `.credentials.json`: Claude's store on Linux and Windows, and its fallback on macOS.
@@ -389,6 +458,37 @@ mod tests {
         assert!(matches!(err, Err(StoreError::Busy)));
         assert_eq!(fs::read(store.path()).unwrap(), DOC.as_bytes());
         assert!(lock.is_dir(), "Claude's lock must be left alone");
+    }
+
+    #[test]
+    fn the_live_store_setting_picks_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment::from_pairs([("HOME", dir.path().to_str().unwrap())])
+            .with("SWITCHBOARD_SECURITY_BIN", dir.path().join("no-security").to_str().unwrap());
+        let paths = ClaudePaths::resolve(&env).unwrap();
+        fs::create_dir_all(&paths.config_dir).unwrap();
+        fs::write(&paths.credentials_file, DOC).unwrap();
+
+        // The Keychain store, with no usable `security`, reads the file and says why.
+        let store = open_live_store(&env.clone().with(LIVE_STORE_VAR, "keychain"), &paths).unwrap();
+        assert!(store.read().unwrap().is_some());
+        assert!(matches!(store.warnings().as_slice(), [StoreWarning::KeychainUnavailable { .. }]));
+        assert_eq!(store.location(), StoreLocation::File { path: paths.credentials_file.clone() });
+
+        let store = open_live_store(&env.clone().with(LIVE_STORE_VAR, "file"), &paths).unwrap();
+        assert!(store.read().unwrap().is_some());
+        assert!(store.warnings().is_empty());
+
+        let default = open_live_store(&env, &paths).unwrap();
+        default.read().unwrap();
+        // Off macOS the default is the file alone; on macOS the Keychain comes first.
+        assert_eq!(default.warnings().is_empty(), !cfg!(target_os = "macos"));
+
+        let err = open_live_store(&env.with(LIVE_STORE_VAR, "vault"), &paths).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SWITCHBOARD_LIVE_STORE must be `keychain` or `file`, not `vault`"
+        );
     }
 
     #[test]

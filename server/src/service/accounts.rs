@@ -6,7 +6,10 @@ use std::time::Duration;
 use crate::claude::lock::RefreshLocks;
 use crate::claude::login::OAuthLogin;
 use crate::claude::store::LiveRead;
-use crate::protocol::{Account, ChangeReason, RemoveResult, StatusParams, StatusResult, StoreInfo};
+use crate::protocol::{
+    Account, ChangeReason, RemoveResult, StatusParams, StatusResult, StoreInfo, StoreWarning,
+    StoreWarningKind,
+};
 use crate::vault::{AccountRecord, Catalog, validate_alias};
 
 use super::identify::{LiveOwner, Proof};
@@ -196,6 +199,7 @@ impl Service {
             global_config: self.paths.global_config.display().to_string(),
             shadowed_by: crate::claude::shadow::shadowed_by(&self.env, &self.paths),
             unmanaged: observation.view(now).unmanaged,
+            store_warnings: self.store.warnings().iter().map(store_warning).collect(),
         })
     }
 
@@ -263,6 +267,16 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The protocol form of a live-store warning.
+fn store_warning(warning: &crate::claude::store::StoreWarning) -> StoreWarning {
+    use crate::claude::store::StoreWarning as Live;
+    let kind = match warning {
+        Live::StaleFile { .. } => StoreWarningKind::StaleFile,
+        Live::KeychainUnavailable { .. } => StoreWarningKind::KeychainUnavailable,
+    };
+    StoreWarning { kind, message: warning.to_string() }
 }
 
 fn usable_login(read: &LiveRead) -> Option<&OAuthLogin> {

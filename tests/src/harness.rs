@@ -28,6 +28,9 @@ pub struct Scratch {
     pub home: PathBuf,
     pub vault: PathBuf,
     pub fake: FakeServer,
+    /// Variables every Switchboard of this world runs with beyond the basic ones (the
+    /// Keychain mode's, say).
+    extra_env: Vec<(String, String)>,
 }
 
 /// An account created at the fake, with the login `/login` handed out for it.
@@ -44,32 +47,45 @@ impl Scratch {
         let home = dir.path().join("home");
         let vault = dir.path().join("vault");
         std::fs::create_dir_all(&home).expect("scratch HOME");
-        Scratch { dir, home, vault, fake: FakeServer::start().await }
+        Scratch { dir, home, vault, fake: FakeServer::start().await, extra_env: Vec::new() }
     }
 
     /// The environment Switchboard runs in: this scratch world and nothing of the caller's.
     pub fn env_pairs(&self) -> Vec<(String, String)> {
-        vec![
+        let mut pairs: Vec<(String, String)> = vec![
             ("HOME".into(), self.home.display().to_string()),
             ("SWITCHBOARD_HOME".into(), self.vault.display().to_string()),
             ("SWITCHBOARD_TOKEN_URL".into(), self.fake.token_url()),
             ("SWITCHBOARD_API_BASE".into(), self.fake.url()),
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-        ]
+        ];
+        pairs.extend(self.extra_env.iter().cloned());
+        pairs
     }
 
     pub fn environment(&self) -> Environment {
-        Environment::from_pairs(self.env_pairs())
+        self.environment_with(&[])
+    }
+
+    /// [`Scratch::environment`] with some variables more (or changed).
+    pub fn environment_with(&self, extra: &[(&str, &str)]) -> Environment {
+        extra.iter().fold(Environment::from_pairs(self.env_pairs()), |env, (key, value)| {
+            env.with(*key, *value)
+        })
     }
 
     /// A service in this process, as the sidecar would build it.
     pub fn service(&self) -> Arc<Service> {
-        let env = self.environment();
+        self.service_with(&[])
+    }
+
+    /// A service in this process, with some variables more.
+    pub fn service_with(&self, extra: &[(&str, &str)]) -> Arc<Service> {
         let config = ServiceConfig {
             endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
             vault_dir: self.vault.clone(),
             ca_bundle: None,
-            env,
+            env: self.environment_with(extra),
         };
         Arc::new(Service::open(config).expect("open the service"))
     }
@@ -93,6 +109,39 @@ impl Scratch {
             .control()
             .create_account(NewAccount::new(email).organization_name(organization));
         TestAccount { email: email.into(), organization_name: organization.into(), ids }
+    }
+
+    /// `work` (ada@example.com) and `home` (ada@home.example), each logged in with `claude
+    /// /login` and then added through `service`; Claude Code is left on `home`.
+    pub async fn add_work_and_home(&self, service: &Service) -> (TestAccount, TestAccount) {
+        let (work, home) = self.work_and_home();
+        for (alias, account) in [("work", &work), ("home", &home)] {
+            self.login(account).await;
+            service.add_account(alias).await.unwrap_or_else(|e| panic!("add {alias}: {e}"));
+        }
+        (work, home)
+    }
+
+    /// Like [`Scratch::add_work_and_home`], through the `switchboard add` command.
+    pub async fn add_work_and_home_by_cli(&self) -> (TestAccount, TestAccount) {
+        let (work, home) = self.work_and_home();
+        for (alias, account) in [("work", &work), ("home", &home)] {
+            self.login(account).await;
+            let added = self.cli(&["add", alias]).await;
+            assert!(
+                added.status.success(),
+                "add {alias}: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+        }
+        (work, home)
+    }
+
+    fn work_and_home(&self) -> (TestAccount, TestAccount) {
+        (
+            self.account("ada@example.com", "Example Corp"),
+            self.account("ada@home.example", "Ada's Individual Org"),
+        )
     }
 
     /// A simulated Claude Code on this scratch `HOME`, refreshing against the fake.
@@ -596,85 +645,18 @@ impl std::ops::Deref for KeychainScratch {
 
 impl KeychainScratch {
     pub async fn new() -> KeychainScratch {
-        let scratch = Scratch::new().await;
+        let mut scratch = Scratch::new().await;
         let keychain = crate::fake_security::FakeKeychain::in_dir(scratch.dir.path());
         let security = keychain
             .write_wrapper(&fake_security_bin(), &scratch.dir.path().join("security"))
             .expect("write the security script");
-        KeychainScratch { scratch, keychain, security, user: "ada".to_owned() }
-    }
-
-    /// The environment Switchboard runs in: the scratch world's, in Keychain mode.
-    pub fn env_pairs(&self) -> Vec<(String, String)> {
-        let mut pairs = self.scratch.env_pairs();
-        pairs.push(("SWITCHBOARD_LIVE_STORE".into(), "keychain".into()));
-        pairs.push(("SWITCHBOARD_SECURITY_BIN".into(), self.security.display().to_string()));
-        pairs.push(("USER".into(), self.user.clone()));
-        pairs
-    }
-
-    /// [`KeychainScratch::env_pairs`] with some variables more (or changed).
-    pub fn environment_with(&self, extra: &[(&str, &str)]) -> Environment {
-        let mut env = Environment::from_pairs(self.env_pairs());
-        for (key, value) in extra {
-            env = env.with(*key, *value);
-        }
-        env
-    }
-
-    pub fn environment(&self) -> Environment {
-        self.environment_with(&[])
-    }
-
-    /// A service in this process, in Keychain mode.
-    pub fn service(&self) -> Arc<Service> {
-        self.service_with(&[])
-    }
-
-    /// A service in this process, in Keychain mode, with some variables more.
-    pub fn service_with(&self, extra: &[(&str, &str)]) -> Arc<Service> {
-        let config = ServiceConfig {
-            endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
-            vault_dir: self.vault.clone(),
-            ca_bundle: None,
-            env: self.environment_with(extra),
-        };
-        Arc::new(Service::open(config).expect("open the service"))
-    }
-
-    /// Runs the `switchboard` binary with `args` in this world.
-    pub async fn cli(&self, args: &[&str]) -> Output {
-        self.cli_with_env(args, &[]).await
-    }
-
-    /// Runs the `switchboard` binary with `args` and some variables more (or changed).
-    pub async fn cli_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        tokio::process::Command::new(switchboard_bin())
-            .args(args)
-            .env_clear()
-            .envs(self.env_pairs())
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("run switchboard")
-    }
-
-    /// Starts `switchboard serve` on pipes in Keychain mode, speaking `framing`.
-    pub async fn sidecar(&self, framing: Framing) -> SidecarClient {
-        let mut child = tokio::process::Command::new(switchboard_bin())
-            .arg("serve")
-            .env_clear()
-            .envs(self.env_pairs())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the sidecar");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        SidecarClient { child, stdin, stdout, framing, next_id: 1, pending: Vec::new() }
+        let user = "ada".to_owned();
+        scratch.extra_env = vec![
+            ("SWITCHBOARD_LIVE_STORE".into(), "keychain".into()),
+            ("SWITCHBOARD_SECURITY_BIN".into(), security.display().to_string()),
+            ("USER".into(), user.clone()),
+        ];
+        KeychainScratch { scratch, keychain, security, user }
     }
 
     /// The Keychain service of Claude's item in this world (no `CLAUDE_CONFIG_DIR`).

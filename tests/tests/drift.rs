@@ -19,13 +19,8 @@ use switchboard_tests::harness::{Scratch, TestAccount};
 use switchboard_tests::sim_claude::{Mode, RefreshOptions, RefreshOutcome};
 
 async fn two_accounts(scratch: &Scratch) -> (Arc<Service>, TestAccount, TestAccount) {
-    let work = scratch.account("ada@example.com", "Example Corp");
-    let home = scratch.account("ada@home.example", "Ada's Individual Org");
     let service = scratch.service();
-    scratch.login(&work).await;
-    service.add_account("work").await.expect("add work");
-    scratch.login(&home).await;
-    service.add_account("home").await.expect("add home");
+    let (work, home) = scratch.add_work_and_home(&service).await;
     (service, work, home)
 }
 

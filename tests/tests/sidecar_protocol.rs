@@ -18,12 +18,7 @@ async fn two_accounts_living(lifetime_secs: Option<u64>) -> Scratch {
         access_token_lifetime_secs: lifetime_secs,
         ..Default::default()
     });
-    let work = scratch.account("ada@example.com", "Example Corp");
-    let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&work).await;
-    assert!(scratch.cli(&["add", "work"]).await.status.success());
-    scratch.login(&home).await;
-    assert!(scratch.cli(&["add", "home"]).await.status.success());
+    scratch.add_work_and_home_by_cli().await;
     scratch
 }
 

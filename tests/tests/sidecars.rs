@@ -9,12 +9,7 @@ use switchboard_tests::harness::{Framing, Scratch};
 
 async fn two_accounts() -> Scratch {
     let scratch = Scratch::new().await;
-    let work = scratch.account("ada@example.com", "Example Corp");
-    let home = scratch.account("ada@home.example", "Ada's Individual Org");
-    scratch.login(&work).await;
-    assert!(scratch.cli(&["add", "work"]).await.status.success());
-    scratch.login(&home).await;
-    assert!(scratch.cli(&["add", "home"]).await.status.success());
+    scratch.add_work_and_home_by_cli().await;
     scratch
 }
 

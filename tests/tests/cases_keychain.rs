@@ -322,6 +322,9 @@ async fn keychain_stale_file_copy_is_reported_by_status() {
     assert_eq!(status["store"]["kind"], "keychain");
     assert_eq!(status["storeWarnings"][0]["kind"], "staleFile");
     assert!(!status.to_string().contains("long-spent"), "the warning names no token");
+    let text = String::from_utf8_lossy(&world.cli(&["status"]).await.stdout).into_owned();
+    let message = status["storeWarnings"][0]["message"].as_str().unwrap();
+    assert!(text.contains(&format!("warning:    {message}")), "{text}");
 }
 
 #[tokio::test]

@@ -72,6 +72,9 @@ pub fn status(status: &StatusResult) -> String {
             status.shadowed_by.join(", ")
         );
     }
+    for warning in &status.store_warnings {
+        let _ = writeln!(out, "  warning:    {}", warning.message);
+    }
     if let Some(unmanaged) = &status.unmanaged {
         out.push_str(&unmanaged_line(unmanaged));
     }

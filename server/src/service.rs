@@ -84,6 +84,9 @@ pub struct Service {
     changes: broadcast::Sender<DidChange>,
     /// The view last announced, so that a change nobody caused is announced once.
     announced: Mutex<Option<ListResult>>,
+    /// How long an operation waits for the vault, then for Claude's refresh locks.
+    vault_patience: Duration,
+    claude_patience: Duration,
 }
 
 impl Service {
@@ -118,7 +121,17 @@ impl Service {
             oauth,
             changes,
             announced: Mutex::new(None),
+            vault_patience: VAULT_PATIENCE,
+            claude_patience: CLAUDE_LOCK_PATIENCE,
         })
+    }
+
+    /// Waits at most `vault` for another Switchboard operation and `claude` for a Claude
+    /// refresh before answering `busy`, instead of the defaults (15 s and 35 s).
+    pub fn with_lock_patience(mut self, vault: Duration, claude: Duration) -> Self {
+        self.vault_patience = vault;
+        self.claude_patience = claude;
+        self
     }
 
     /// Every `account/didChange` this process sends, whoever caused it.

@@ -81,13 +81,17 @@ impl Scratch {
 
     /// A service in this process, with some variables more.
     pub fn service_with(&self, extra: &[(&str, &str)]) -> Arc<Service> {
-        let config = ServiceConfig {
+        Arc::new(Service::open(self.service_config(extra)).expect("open the service"))
+    }
+
+    /// The configuration [`Scratch::service_with`] opens a service with.
+    pub fn service_config(&self, extra: &[(&str, &str)]) -> ServiceConfig {
+        ServiceConfig {
             endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
             vault_dir: self.vault.clone(),
             ca_bundle: None,
             env: self.environment_with(extra),
-        };
-        Arc::new(Service::open(config).expect("open the service"))
+        }
     }
 
     pub fn claude_dir(&self) -> PathBuf {

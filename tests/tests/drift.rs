@@ -11,9 +11,8 @@ use switchboard::claude::paths::ClaudePaths;
 use switchboard::claude::store::{
     FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation,
 };
-use switchboard::oauth::Endpoints;
 use switchboard::protocol::ErrorKind;
-use switchboard::service::{ReconcileState, Service, ServiceConfig};
+use switchboard::service::{ReconcileState, Service};
 use switchboard_tests::fake::{SettingsUpdate, TokenState};
 use switchboard_tests::harness::{Scratch, TestAccount};
 use switchboard_tests::sim_claude::{Mode, RefreshOptions, RefreshOutcome};
@@ -186,12 +185,7 @@ async fn k16_a_failed_store_write_keeps_the_previous_login() {
     let env = scratch.environment();
     let paths = ClaudePaths::resolve(&env).unwrap();
     let store = Arc::new(RefusingStore(FileStore::for_paths(&paths)));
-    let config = ServiceConfig {
-        endpoints: Endpoints::from_env(Some(&scratch.fake.token_url()), Some(&scratch.fake.url())),
-        vault_dir: scratch.vault.clone(),
-        ca_bundle: None,
-        env,
-    };
+    let config = scratch.service_config(&[]);
     let service = Service::with_store(config, paths, store).unwrap();
     let mut changes = service.subscribe();
     let live_before = scratch.live_login();

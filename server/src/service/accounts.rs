@@ -14,7 +14,7 @@ use crate::vault::{AccountRecord, Catalog, validate_alias};
 
 use super::identify::{LiveOwner, Proof};
 use super::lineage::{Stored, vault_failure};
-use super::{CLAUDE_LOCK_PATIENCE, Service, ServiceError, VAULT_PATIENCE, now_ms};
+use super::{Service, ServiceError, now_ms};
 
 /// A `/login` writes its entry in steps; an empty one may be filled a moment later.
 const BLANK_LOGIN_PATIENCE: Duration = Duration::from_secs(2);
@@ -26,11 +26,11 @@ impl Service {
     /// that needed a new login comes back.
     pub async fn add_account(&self, alias: &str) -> Result<Account, ServiceError> {
         validate_alias(alias).map_err(|e| ServiceError::InvalidParams(e.to_string()))?;
-        let _vault_lock = self.vault.lock(VAULT_PATIENCE).await.map_err(vault_failure)?;
+        let _vault_lock = self.vault.lock(self.vault_patience).await.map_err(vault_failure)?;
         self.wait_for_login().await?;
         // Proving whose the login is may need a refresh of the live token, which only happens
         // under Claude's own refresh locks.
-        let locks = RefreshLocks::acquire(&self.paths, CLAUDE_LOCK_PATIENCE)
+        let locks = RefreshLocks::acquire(&self.paths, self.claude_patience)
             .await
             .map_err(|_| ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() })?;
         let read = self.read_live()?;
@@ -145,7 +145,7 @@ impl Service {
     /// `account/remove`: forgets the account and deletes its snapshot. Claude Code keeps
     /// whatever login it has.
     pub async fn remove_account(&self, alias: &str) -> Result<RemoveResult, ServiceError> {
-        let _vault_lock = self.vault.lock(VAULT_PATIENCE).await.map_err(vault_failure)?;
+        let _vault_lock = self.vault.lock(self.vault_patience).await.map_err(vault_failure)?;
         let mut catalog = self.read_catalog()?;
         let Some(index) = catalog.accounts.iter().position(|r| r.alias == alias) else {
             return Err(ServiceError::UnknownAccount { alias: alias.to_owned() });
@@ -207,7 +207,7 @@ impl Service {
     /// the active account's live token under Claude's refresh locks, another account's
     /// snapshot under the vault lock.
     async fn validate(&self, alias: Option<&str>) -> Result<(), ServiceError> {
-        let _vault_lock = self.vault.lock(VAULT_PATIENCE).await.map_err(vault_failure)?;
+        let _vault_lock = self.vault.lock(self.vault_patience).await.map_err(vault_failure)?;
         let mut catalog = self.read_catalog()?;
         let observation = self.observe()?;
         let active = observation.active_alias().map(str::to_owned);
@@ -221,7 +221,7 @@ impl Service {
         let before = observation.view(now_ms());
         if active.as_deref() == Some(alias.as_str()) {
             let locks =
-                RefreshLocks::acquire(&self.paths, CLAUDE_LOCK_PATIENCE).await.map_err(|_| {
+                RefreshLocks::acquire(&self.paths, self.claude_patience).await.map_err(|_| {
                     ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() }
                 })?;
             let outcome = match self.read_live()? {

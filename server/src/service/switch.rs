@@ -18,7 +18,7 @@ use crate::vault::{AccountRecord, Catalog};
 
 use super::identify::{LiveOwner, Proof, identify_offline};
 use super::lineage::Stored;
-use super::{CLAUDE_LOCK_PATIENCE, Service, ServiceError, VAULT_PATIENCE, now_ms};
+use super::{Service, ServiceError, now_ms};
 
 /// How often a switch re-reads and decides again when someone moved the live store under it.
 const CAS_ATTEMPTS: usize = 3;
@@ -27,10 +27,10 @@ impl Service {
     /// `account/use`: installs the account called `alias` (or the previous one for `-`).
     pub async fn use_account(&self, alias: &str) -> Result<UseResult, ServiceError> {
         let _vault_lock =
-            self.vault.lock(VAULT_PATIENCE).await.map_err(super::lineage::vault_failure)?;
+            self.vault.lock(self.vault_patience).await.map_err(super::lineage::vault_failure)?;
         let mut catalog = self.read_catalog()?;
         let alias = resolve_alias(&catalog, alias)?;
-        let locks = RefreshLocks::acquire(&self.paths, CLAUDE_LOCK_PATIENCE)
+        let locks = RefreshLocks::acquire(&self.paths, self.claude_patience)
             .await
             .map_err(|_| ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() })?;
 

@@ -172,15 +172,35 @@ impl Service {
         if announced.as_ref() == Some(&view) {
             return false;
         }
-        *announced = Some(view.clone());
+        let previous = announced.replace(view.clone());
         if first {
             // The first look is the baseline: clients start from `account/list`, so there is
             // no change to tell them about yet.
             return false;
         }
-        let _ = self.changes.send(DidChange { reason, external: true, view });
+        // A change of states alone is time passing (a token coming within five minutes of
+        // expiry, say): nobody caused it, so it is not external.
+        let change = match previous {
+            Some(previous) if without_states(&previous) == without_states(&view) => {
+                DidChange { reason: ChangeReason::State, external: false, view }
+            }
+            _ => DidChange { reason, external: true, view },
+        };
+        let _ = self.changes.send(change);
         true
     }
+}
+
+/// A view with every state blanked, to tell a change of states from any other change.
+fn without_states(view: &ListResult) -> ListResult {
+    let mut view = view.clone();
+    for account in &mut view.accounts {
+        account.state = crate::protocol::AccountState::Unknown;
+    }
+    if let Some(unmanaged) = &mut view.unmanaged {
+        unmanaged.state = crate::protocol::AccountState::Unknown;
+    }
+    view
 }
 
 /// Milliseconds since the epoch, the unit of every timestamp in Claude's store and ours.

@@ -70,3 +70,25 @@ async fn a_login_made_outside_is_announced_as_unmanaged() {
     assert_eq!(change["unmanaged"]["email"], "carol@example.com");
     sidecar.close().await;
 }
+
+#[tokio::test]
+async fn a_token_coming_due_is_announced_as_a_state_change() {
+    let scratch = Scratch::new().await;
+    // Tokens that live 5 min 2 s are `ok` for two seconds, then `expiring`.
+    scratch.fake.control().update_settings(switchboard_tests::fake::SettingsUpdate {
+        access_token_lifetime_secs: Some(302),
+        ..Default::default()
+    });
+    scratch.add_work_and_home_by_cli().await;
+    let mut sidecar = scratch.sidecar(Framing::Ndjson).await;
+    let list = sidecar.request("account/list", json!({})).await;
+    assert_eq!(list["result"]["accounts"][0]["state"], "ok");
+
+    // The watcher's periodic look (every 5 s) notices time passing, with nobody causing it.
+    let change = sidecar.notification(Duration::from_secs(10)).await.expect("a didChange");
+    assert_eq!(change["reason"], "state");
+    assert_eq!(change["external"], false);
+    let accounts = change["accounts"].as_array().unwrap();
+    assert!(accounts.iter().any(|a| a["state"] == "expiring"), "{change}");
+    sidecar.close().await;
+}

@@ -183,8 +183,9 @@ pub fn account_name(user: Option<&str>) -> String {
 /// printable text, its hex digits when it is not.
 fn decode_printed(printed: &[u8]) -> Vec<u8> {
     let trimmed = printed.strip_suffix(b"\n").unwrap_or(printed);
-    let looks_hex =
-        !trimmed.is_empty() && trimmed.len() % 2 == 0 && trimmed.iter().all(u8::is_ascii_hexdigit);
+    let looks_hex = !trimmed.is_empty()
+        && trimmed.len().is_multiple_of(2)
+        && trimmed.iter().all(u8::is_ascii_hexdigit);
     // A JSON document never consists of hex digits alone, so hex means `security` encoded it.
     if looks_hex && let Ok(bytes) = hex::decode(trimmed) {
         return bytes;

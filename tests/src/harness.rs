@@ -755,3 +755,108 @@ impl KeychainScratch {
         }
     }
 }
+
+impl KeychainScratch {
+    /// A simulated Claude Code on this world's `HOME` keeping its login in the Keychain item,
+    /// through the same `security` program Switchboard runs, refreshing against the fake.
+    pub fn claude(&self) -> SimClaude {
+        self.scratch.claude().with_keychain(&self.security, Some(&self.user))
+    }
+
+    /// `work` and `home` logged in with `claude /login` and added through `service`, as
+    /// [`Scratch::add_work_and_home`] does; Claude Code is left on `home`.
+    pub async fn add_work_and_home(&self, service: &Service) -> (TestAccount, TestAccount) {
+        LiveStoreWorld::add_work_and_home(self, service).await
+    }
+}
+
+/// A scratch world seen through the live store its Claude Code keeps the login in, so one
+/// end-to-end scenario can run on the credential file ([`Scratch`]) and on the Keychain
+/// ([`KeychainScratch`]) and assert the same outcomes.
+pub trait LiveStoreWorld: Sized {
+    /// The store's name, for test messages: `file` or `keychain`.
+    const STORE: &'static str;
+
+    /// A fresh world with a running fake.
+    fn create() -> impl std::future::Future<Output = Self>;
+
+    /// The plain world inside: the vault, the fake, `HOME`, the service's environment.
+    fn scratch(&self) -> &Scratch;
+
+    /// A simulated Claude Code using this world's live store.
+    fn claude(&self) -> SimClaude;
+
+    /// Does what `claude /login` does on this store.
+    fn login(&self, account: &TestAccount) -> impl std::future::Future<Output = MintedLogin>;
+
+    /// The live `claudeAiOauth` entry, `null` when there is none.
+    fn live_login(&self) -> Value;
+
+    fn live_refresh_token(&self) -> String {
+        self.live_login()["refreshToken"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// `work` (ada@example.com) and `home` (ada@home.example), each logged in and then added
+    /// through `service`; Claude Code is left on `home`.
+    fn add_work_and_home(
+        &self,
+        service: &Service,
+    ) -> impl std::future::Future<Output = (TestAccount, TestAccount)> {
+        async move {
+            let (work, home) = self.scratch().work_and_home();
+            for (alias, account) in [("work", &work), ("home", &home)] {
+                self.login(account).await;
+                service.add_account(alias).await.unwrap_or_else(|e| panic!("add {alias}: {e}"));
+            }
+            (work, home)
+        }
+    }
+}
+
+impl LiveStoreWorld for Scratch {
+    const STORE: &'static str = "file";
+
+    async fn create() -> Self {
+        Scratch::new().await
+    }
+
+    fn scratch(&self) -> &Scratch {
+        self
+    }
+
+    fn claude(&self) -> SimClaude {
+        Scratch::claude(self)
+    }
+
+    async fn login(&self, account: &TestAccount) -> MintedLogin {
+        Scratch::login(self, account).await
+    }
+
+    fn live_login(&self) -> Value {
+        Scratch::live_login(self)
+    }
+}
+
+impl LiveStoreWorld for KeychainScratch {
+    const STORE: &'static str = "keychain";
+
+    async fn create() -> Self {
+        KeychainScratch::new().await
+    }
+
+    fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    fn claude(&self) -> SimClaude {
+        KeychainScratch::claude(self)
+    }
+
+    async fn login(&self, account: &TestAccount) -> MintedLogin {
+        KeychainScratch::login(self, account)
+    }
+
+    fn live_login(&self) -> Value {
+        KeychainScratch::live_login(self)
+    }
+}

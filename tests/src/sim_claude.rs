@@ -8,7 +8,13 @@
 //! happen under Claude's lock folders; version 2.1.332 saves with compare-and-swap and blanks
 //! a login the server refused, while version 2.1.112 merges its result over whatever the store
 //! holds by then. It never prints a token: they stay in [`Secret`].
+//!
+//! The login lives in `DIR/.credentials.json` as on Linux (the default), or, with
+//! [`SimClaude::with_keychain`], in a macOS Keychain item reached through a `security` program
+//! as on macOS, with the file as the fallback when the Keychain is locked or holds nothing.
+//! Locks and refresh behaviour are the same for both stores: they are folders in `DIR`.
 
+mod keychain;
 mod lock;
 mod store;
 
@@ -21,6 +27,10 @@ use serde_json::{Map, Value, json};
 use switchboard::durable::SECRET_FILE_MODE;
 use switchboard::secret::Secret;
 
+pub use keychain::{
+    FALLBACK_ACCOUNT, ItemRead, ItemWrite, Keychain, MAX_INTERACTIVE_LINE, SERVICE_PREFIX,
+    account_name, service_name,
+};
 pub use lock::{LockGuard, LockRetry, set_mtime, touch};
 pub use store::{Paths, StoredLogin};
 
@@ -162,12 +172,20 @@ pub enum SimError {
     Answer(String),
     #[error("no home folder: set HOME")]
     NoHome,
+    #[error("keychain: {0}")]
+    Keychain(String),
+    #[error("keychain item {service} is not a JSON object: {reason}")]
+    CorruptItem { service: String, reason: String },
 }
 
 /// One simulated Claude Code installation.
 #[derive(Debug, Clone)]
 pub struct SimClaude {
     paths: Paths,
+    /// `CLAUDE_CONFIG_DIR` as given, which names the Keychain item.
+    config_dir_var: Option<PathBuf>,
+    /// The Keychain item holding the login; `None` keeps it in the credential file.
+    keychain: Option<Keychain>,
     token_url: String,
     retry: LockRetry,
     heartbeat: Duration,
@@ -189,6 +207,8 @@ impl SimClaude {
             .unwrap_or_default();
         SimClaude {
             paths: Paths::resolve(home.as_ref(), config_dir.as_deref()),
+            config_dir_var: config_dir,
+            keychain: None,
             token_url: token_url.into(),
             retry: LockRetry::default(),
             heartbeat: HEARTBEAT,
@@ -215,13 +235,72 @@ impl SimClaude {
         self
     }
 
+    /// Keeps the login in the Keychain, as Claude does on macOS: the item of account `user`
+    /// (`$USER`) whose service Claude derives from `CLAUDE_CONFIG_DIR`, reached through the
+    /// `security` program at `security`.
+    pub fn with_keychain(self, security: impl Into<PathBuf>, user: Option<&str>) -> Self {
+        let config_dir = self.config_dir_var.as_ref().map(|d| d.to_string_lossy().into_owned());
+        let keychain = Keychain::for_claude(security, user, config_dir.as_deref());
+        self.with_keychain_item(keychain)
+    }
+
+    /// Keeps the login in the Keychain item `keychain`, whatever its name.
+    pub fn with_keychain_item(mut self, keychain: Keychain) -> Self {
+        self.keychain = Some(keychain);
+        self
+    }
+
+    /// The Keychain item holding the login, when the login is not kept in the file.
+    pub fn keychain(&self) -> Option<&Keychain> {
+        self.keychain.as_ref()
+    }
+
     pub fn paths(&self) -> &Paths {
         &self.paths
     }
 
-    /// The whole credential document, `{}` when there is none.
+    /// The whole credential document, `{}` when there is none: the Keychain item's when there
+    /// is one, else the file's, as Claude reads on macOS.
     pub fn read_credentials(&self) -> Result<Map<String, Value>, SimError> {
-        read_object(&self.paths.credentials)
+        let Some(keychain) = &self.keychain else {
+            return read_object(&self.paths.credentials);
+        };
+        match keychain.read()? {
+            ItemRead::Found(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(doc)) => Ok(doc),
+                Ok(_) => Err(SimError::CorruptItem {
+                    service: keychain.service().to_owned(),
+                    reason: "not an object".into(),
+                }),
+                Err(e) => Err(SimError::CorruptItem {
+                    service: keychain.service().to_owned(),
+                    reason: e.to_string(),
+                }),
+            },
+            ItemRead::Missing => read_object(&self.paths.credentials),
+            ItemRead::Locked => {
+                tracing::info!("the keychain is locked; reading the credential file");
+                read_object(&self.paths.credentials)
+            }
+        }
+    }
+
+    /// Saves the whole credential document where Claude saves it: the Keychain item (compact
+    /// JSON, one `security -i` line), or the file when there is no Keychain or it is locked.
+    fn write_credentials(&self, doc: &Map<String, Value>) -> Result<(), SimError> {
+        if let Some(keychain) = &self.keychain {
+            let bytes = serde_json::to_vec(doc).map_err(|e| SimError::CorruptItem {
+                service: keychain.service().to_owned(),
+                reason: e.to_string(),
+            })?;
+            match keychain.write(&bytes)? {
+                ItemWrite::Written => return Ok(()),
+                ItemWrite::Locked => {
+                    tracing::info!("the keychain is locked; writing the credential file");
+                }
+            }
+        }
+        write_object(&self.paths.credentials, doc, SECRET_FILE_MODE)
     }
 
     /// The whole global config, `{}` when there is none.
@@ -255,7 +334,7 @@ impl SimClaude {
             let _storage = self.storage_lock().await?;
             let mut doc = self.read_credentials()?;
             doc.insert(LOGIN_KEY.into(), Value::Object(entry));
-            write_object(&self.paths.credentials, &doc, SECRET_FILE_MODE)?;
+            self.write_credentials(&doc)?;
         }
         let account = json!({
             "accountUuid": identity.account_uuid,
@@ -377,7 +456,7 @@ impl SimClaude {
             let mut doc = self.read_credentials()?;
             let removed = doc.remove(LOGIN_KEY);
             if removed.is_some() {
-                write_object(&self.paths.credentials, &doc, SECRET_FILE_MODE)?;
+                self.write_credentials(&doc)?;
             }
             removed
         };
@@ -493,13 +572,13 @@ impl SimClaude {
                     return Ok(RefreshOutcome::Discarded);
                 }
                 merge_into(&mut doc, LOGIN_KEY, fields);
-                write_object(&self.paths.credentials, &doc, SECRET_FILE_MODE)?;
+                self.write_credentials(&doc)?;
             }
             Mode::V2_1_112 => {
                 // The older release merges over whatever is there now, even another login.
                 let mut doc = self.read_credentials()?;
                 merge_into(&mut doc, LOGIN_KEY, fields);
-                write_object(&self.paths.credentials, &doc, SECRET_FILE_MODE)?;
+                self.write_credentials(&doc)?;
             }
         }
         Ok(RefreshOutcome::Refreshed)
@@ -525,7 +604,7 @@ impl SimClaude {
         blank.insert("refreshToken".into(), "".into());
         blank.insert("expiresAt".into(), 0.into());
         merge_into(&mut doc, LOGIN_KEY, blank);
-        write_object(&self.paths.credentials, &doc, SECRET_FILE_MODE)?;
+        self.write_credentials(&doc)?;
         Ok(RefreshOutcome::InvalidGrant { blanked: true })
     }
 

@@ -2,6 +2,10 @@
 //! does it (its locks, re-read, compare-and-swap, or the older merge), between and during
 //! switches. Whatever happens, no refresh token is ever spent twice and every account stays
 //! usable, which the fake service checks.
+//!
+//! Every scenario runs on both live stores, with the same assertions: `_file` on
+//! `.credentials.json` (Linux), `_keychain` on a Keychain item played by `fake-security`
+//! (macOS), the simulated Claude reaching it through `security` as the real one does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,25 +13,30 @@ use std::time::Duration;
 use switchboard::claude::login::CredentialDoc;
 use switchboard::claude::paths::ClaudePaths;
 use switchboard::claude::store::{
-    FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation,
+    LiveRead, LiveStore, Revision, StoreError, StoreLocation, open_live_store,
 };
 use switchboard::protocol::ErrorKind;
 use switchboard::service::{ReconcileState, Service};
 use switchboard_tests::fake::{SettingsUpdate, TokenState};
-use switchboard_tests::harness::{Scratch, TestAccount};
-use switchboard_tests::sim_claude::{Mode, RefreshOptions, RefreshOutcome};
+use switchboard_tests::harness::{KeychainScratch, LiveStoreWorld, Scratch, TestAccount};
+use switchboard_tests::sim_claude::{LockRetry, Mode, RefreshOptions, RefreshOutcome};
 
-async fn two_accounts(scratch: &Scratch) -> (Arc<Service>, TestAccount, TestAccount) {
-    let service = scratch.service();
-    let (work, home) = scratch.add_work_and_home(&service).await;
+async fn two_accounts<W: LiveStoreWorld>(world: &W) -> (Arc<Service>, TestAccount, TestAccount) {
+    let service = world.scratch().service();
+    let (work, home) = world.add_work_and_home(&service).await;
     (service, work, home)
 }
 
 /// Every lineage's newest refresh token is still accepted, and nothing was spent twice.
-fn assert_every_lineage_alive(scratch: &Scratch, service: &Service) {
+fn assert_every_lineage_alive<W: LiveStoreWorld>(world: &W, service: &Service) {
+    let scratch = world.scratch();
     let report = scratch.report();
-    assert_eq!(report.reuses, 0, "a refresh token was spent twice: {report:?}");
-    let live = scratch.live_refresh_token();
+    assert_eq!(report.reuses, 0, "a refresh token was spent twice ({}): {report:?}", W::STORE);
+    if W::STORE == "keychain" {
+        // Claude would read a credential file only when the Keychain fails it; nobody made one.
+        assert!(!scratch.credentials_path().exists(), "a login was written to the file");
+    }
+    let live = world.live_refresh_token();
     for account in service.list().unwrap().accounts {
         let token = if account.active {
             live.clone()
@@ -44,69 +53,92 @@ fn assert_every_lineage_alive(scratch: &Scratch, service: &Service) {
         assert_eq!(
             status.state,
             TokenState::Live,
-            "{}'s refresh token is {:?}",
+            "{}'s refresh token is {:?} ({})",
             account.alias,
-            status.state
+            status.state,
+            W::STORE
         );
     }
 }
 
-#[tokio::test]
-async fn k01_a_background_refresh_is_synced_before_switching_away() {
-    let scratch = Scratch::new().await;
-    let (service, _work, _home) = two_accounts(&scratch).await;
+/// Runs `scenario` as two tests, one on each live store: the `..._file` and `..._keychain` names.
+macro_rules! on_both_stores {
+    ($scenario:ident: $file:ident, $keychain:ident) => {
+        on_both_stores!(#[tokio::test] $scenario: $file, $keychain);
+    };
+    (#[$test:meta] $scenario:ident: $file:ident, $keychain:ident) => {
+        #[$test]
+        async fn $file() {
+            $scenario(Scratch::create().await).await;
+        }
+
+        #[$test]
+        async fn $keychain() {
+            $scenario(KeychainScratch::create().await).await;
+        }
+    };
+}
+
+on_both_stores!(k01: k01_a_background_refresh_is_synced_before_switching_away_file,
+    k01_a_background_refresh_is_synced_before_switching_away_keychain);
+
+async fn k01<W: LiveStoreWorld>(world: W) {
+    let (service, _work, _home) = two_accounts(&world).await;
     service.use_account("work").await.unwrap();
 
     // A Claude session idling in the background rotates work's live token: r1 -> r2.
-    let outcome = scratch.claude().refresh(Mode::V2_1_332).await.unwrap();
+    let outcome = world.claude().refresh(Mode::V2_1_332).await.unwrap();
     assert_eq!(outcome, RefreshOutcome::Refreshed);
-    let r2 = scratch.live_refresh_token();
+    let r2 = world.live_refresh_token();
 
     service.use_account("home").await.expect("switch away from work");
     service.use_account("work").await.expect("switch back to work");
-    assert_eq!(scratch.live_refresh_token(), r2, "use work installs r2, the newest");
+    assert_eq!(world.live_refresh_token(), r2, "use work installs r2, the newest");
 
     // Claude goes on refreshing the login it was given, which is the live lineage.
-    assert_eq!(scratch.claude().refresh(Mode::V2_1_332).await.unwrap(), RefreshOutcome::Refreshed);
-    assert_every_lineage_alive(&scratch, &service);
+    assert_eq!(world.claude().refresh(Mode::V2_1_332).await.unwrap(), RefreshOutcome::Refreshed);
+    assert_every_lineage_alive(&world, &service);
 }
 
-#[tokio::test]
-async fn k02_the_live_login_is_recognised_by_account_not_by_token() {
-    let scratch = Scratch::new().await;
-    let (service, work, _home) = two_accounts(&scratch).await;
+on_both_stores!(k02: k02_the_live_login_is_recognised_by_account_not_by_token_file,
+    k02_the_live_login_is_recognised_by_account_not_by_token_keychain);
+
+async fn k02<W: LiveStoreWorld>(world: W) {
+    let (service, work, _home) = two_accounts(&world).await;
     service.use_account("work").await.unwrap();
-    scratch.claude().refresh(Mode::V2_1_332).await.unwrap();
+    assert_eq!(world.claude().refresh(Mode::V2_1_332).await.unwrap(), RefreshOutcome::Refreshed);
 
     // No token of the live login matches work's snapshot any more; work is still active.
     assert_eq!(service.list().unwrap().active.as_deref(), Some("work"));
     // The watcher proves it by account and stores the newer token.
     let mut changes = service.subscribe();
     assert!(service.reconcile(&ReconcileState::default()).await);
-    let snapshot = scratch
-        .read_json(
-            &scratch
-                .vault
-                .join("snapshots")
-                .join(format!("{}.{}.json", work.ids.account_uuid, work.ids.organization_uuid)),
-        )
-        .unwrap();
-    assert_eq!(snapshot["login"]["refreshToken"], scratch.live_refresh_token().as_str());
+    let scratch = world.scratch();
+    assert!(!world.live_refresh_token().is_empty(), "a live login");
+    assert_eq!(scratch.snapshot_refresh_token(&work), world.live_refresh_token());
     let _ = changes.try_recv();
-    assert_every_lineage_alive(&scratch, &service);
+    assert_every_lineage_alive(&world, &service);
 }
 
-#[tokio::test]
-async fn k12_switchboard_never_spends_the_live_token_outside_claudes_locks() {
-    let scratch = Scratch::new().await;
+on_both_stores!(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    k12: k12_switchboard_never_spends_the_live_token_outside_claudes_locks_file,
+    k12_switchboard_never_spends_the_live_token_outside_claudes_locks_keychain);
+
+async fn k12<W: LiveStoreWorld>(world: W) {
     // Minute-long tokens are always within Claude's five-minute window: every check
     // refreshes, and so does every switch.
-    scratch.fake.control().update_settings(SettingsUpdate {
+    world.scratch().fake.control().update_settings(SettingsUpdate {
         access_token_lifetime_secs: Some(60),
         ..Default::default()
     });
-    let (service, _work, _home) = two_accounts(&scratch).await;
-    let claude = scratch.claude();
+    let (service, _work, _home) = two_accounts(&world).await;
+    // Claude retries a busy lock after one to two seconds; retrying within milliseconds lets
+    // the session get in between switches, so it really refreshes all along.
+    let claude = world.claude().with_lock_retry(LockRetry {
+        retries: 200,
+        min_wait: Duration::from_millis(5),
+        max_wait: Duration::from_millis(20),
+    });
     let session = tokio::spawn(async move {
         claude.run(Mode::V2_1_332, Duration::from_millis(50), Duration::from_secs(4)).await
     });
@@ -124,18 +156,21 @@ async fn k12_switchboard_never_spends_the_live_token_outside_claudes_locks() {
         assert!(status.account.is_some());
     }
     let summary = session.await.unwrap();
-    eprintln!("{switches} switches while the simulated Claude made {summary:?}");
+    eprintln!("{}: {switches} switches while the simulated Claude made {summary:?}", W::STORE);
     assert!(summary.refreshed > 0, "Claude really refreshed meanwhile");
     assert_eq!(summary.invalid_grant, 0, "Claude never got invalid_grant");
-    assert_every_lineage_alive(&scratch, &service);
+    assert_eq!(summary.errors, 0, "Claude could always read and write its store");
+    assert_every_lineage_alive(&world, &service);
 }
 
-#[tokio::test]
-async fn a_switch_waits_for_an_older_claude_mid_refresh_and_loses_nothing() {
-    let scratch = Scratch::new().await;
-    let (service, _work, _home) = two_accounts(&scratch).await;
+on_both_stores!(older_claude_mid_refresh:
+    a_switch_waits_for_an_older_claude_mid_refresh_and_loses_nothing_file,
+    a_switch_waits_for_an_older_claude_mid_refresh_and_loses_nothing_keychain);
+
+async fn older_claude_mid_refresh<W: LiveStoreWorld>(world: W) {
+    let (service, _work, _home) = two_accounts(&world).await;
     service.use_account("work").await.unwrap();
-    let claude = scratch.claude();
+    let claude = world.claude();
     // Claude 2.1.112 merges its result over whatever the store holds when it is done, so a
     // switch landing mid-refresh would be overwritten; holding its lock prevents that.
     let refresh = tokio::spawn(async move {
@@ -155,12 +190,13 @@ async fn a_switch_waits_for_an_older_claude_mid_refresh_and_loses_nothing() {
     // Claude's rotated work token was synced before home went in, and home stayed in.
     assert_eq!(service.list().unwrap().active.as_deref(), Some("home"));
     service.use_account("work").await.expect("back to work with the rotated token");
-    assert_every_lineage_alive(&scratch, &service);
+    assert_every_lineage_alive(&world, &service);
 }
 
-/// A live store whose writes fail, as a full disk or a Keychain that refuses would.
+/// A live store whose writes fail, as a full disk or a Keychain that refuses would; reads go
+/// to the store the world really uses.
 #[derive(Debug)]
-struct RefusingStore(FileStore);
+struct RefusingStore(Arc<dyn LiveStore>);
 
 impl LiveStore for RefusingStore {
     fn location(&self) -> StoreLocation {
@@ -177,24 +213,27 @@ impl LiveStore for RefusingStore {
     }
 }
 
-#[tokio::test]
-async fn k16_a_failed_store_write_keeps_the_previous_login() {
-    let scratch = Scratch::new().await;
-    let (service, _work, _home) = two_accounts(&scratch).await;
+on_both_stores!(k16: k16_a_failed_store_write_keeps_the_previous_login_file,
+    k16_a_failed_store_write_keeps_the_previous_login_keychain);
+
+async fn k16<W: LiveStoreWorld>(world: W) {
+    let scratch = world.scratch();
+    let (service, _work, _home) = two_accounts(&world).await;
     drop(service);
     let env = scratch.environment();
     let paths = ClaudePaths::resolve(&env).unwrap();
-    let store = Arc::new(RefusingStore(FileStore::for_paths(&paths)));
+    let store = Arc::new(RefusingStore(open_live_store(&env, &paths).unwrap()));
     let config = scratch.service_config(&[]);
     let service = Service::with_store(config, paths, store).unwrap();
     let mut changes = service.subscribe();
-    let live_before = scratch.live_login();
+    let live_before = world.live_login();
+    assert!(live_before["refreshToken"].is_string(), "home is live in the {} store", W::STORE);
     let account_before = scratch.oauth_account();
 
     let error = service.use_account("work").await.unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::StoreUnavailable));
     assert!(error.to_string().contains("no space left"), "{error}");
-    assert_eq!(scratch.live_login(), live_before);
+    assert_eq!(world.live_login(), live_before);
     assert_eq!(scratch.oauth_account(), account_before);
     assert!(changes.try_recv().is_err(), "no didChange claims a switch");
     assert_eq!(service.list().unwrap().active.as_deref(), Some("home"));

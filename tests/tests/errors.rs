@@ -152,3 +152,17 @@ async fn busy_when_claude_holds_its_refresh_lock() {
     assert_eq!(error.kind(), Some(ErrorKind::Busy), "{error}");
     drop(held);
 }
+
+#[tokio::test]
+async fn a_lock_that_cannot_be_made_is_unavailable_not_busy() {
+    let scratch = Scratch::new().await;
+    let service = scratch.service();
+    scratch.add_work_and_home(&service).await;
+    // Claude's folder replaced by a file: no lock can be made inside it, and no one holds one.
+    let claude_dir = scratch.claude_dir();
+    std::fs::rename(&claude_dir, scratch.dir.path().join("moved-away")).unwrap();
+    std::fs::write(&claude_dir, b"not a folder").unwrap();
+    let error = service.use_account("work").await.unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::StoreUnavailable), "{error}");
+    assert!(error.to_string().contains("refresh lock"), "{error}");
+}

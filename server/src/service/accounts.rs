@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use crate::claude::lock::RefreshLocks;
 use crate::claude::login::OAuthLogin;
 use crate::claude::store::LiveRead;
 use crate::protocol::{
@@ -30,9 +29,7 @@ impl Service {
         self.wait_for_login().await?;
         // Proving whose the login is may need a refresh of the live token, which only happens
         // under Claude's own refresh locks.
-        let locks = RefreshLocks::acquire(&self.paths, self.claude_patience)
-            .await
-            .map_err(|_| ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() })?;
+        let locks = self.claude_locks().await?;
         let read = self.read_live()?;
         let Some((read, live_login)) = read.as_ref().and_then(|r| Some((r, usable_login(r)?)))
         else {
@@ -220,10 +217,7 @@ impl Service {
         }
         let before = observation.view(now_ms());
         if active.as_deref() == Some(alias.as_str()) {
-            let locks =
-                RefreshLocks::acquire(&self.paths, self.claude_patience).await.map_err(|_| {
-                    ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() }
-                })?;
+            let locks = self.claude_locks().await?;
             let outcome = match self.read_live()? {
                 Some(read) if !matches!(observation.owner, LiveOwner::Blank { .. }) => {
                     match self.prove_live(&read, true).await? {

@@ -142,9 +142,22 @@ impl Service {
         let next = grant.apply_to(login, now_ms());
         // Rule 3: the new tokens reach the live store before anything else uses them.
         let written = self.write_live_login(read, &next)?;
-        // The refresh answer names the account, but not its email or organization name, which
-        // people need to see: ask the profile endpoint with the new token, and fall back on
-        // the answer's identity when that call fails.
+        // The refresh answer names the account. When that is a managed account, the catalog
+        // already knows its email and organization, and the answer is proof enough.
+        if let (Some(account_uuid), Some(organization_uuid)) =
+            (grant.account_uuid.clone(), grant.organization_uuid.clone())
+        {
+            let id = AccountId { account_uuid, organization_uuid };
+            let named = self.read_catalog()?.by_id(&id).is_some_and(|r| r.email.is_some());
+            if named {
+                return Ok(Proof::Known {
+                    proven: Proven { id, profile: None },
+                    refreshed: Some(written),
+                });
+            }
+        }
+        // Otherwise people need to see who it is, which only the profile says: ask with the
+        // new token, and fall back on the answer's identity when that call fails.
         let profile = self.oauth.profile(&next.access_token).await;
         let proven = match (profile, grant.account_uuid.clone(), grant.organization_uuid.clone()) {
             (Ok(profile), _, _) => proven(profile),

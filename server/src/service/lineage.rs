@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::claude::lock::{LockError, RefreshLocks};
 use crate::claude::login::OAuthLogin;
 use crate::claude::store::{LiveRead, StoreError};
 use crate::oauth::{ProfileError, RefreshError, TokenGrant};
@@ -56,6 +57,20 @@ impl Service {
         doc.login = Some(login.clone());
         let revision = self.store.write(&read.revision, &doc).map_err(|e| self.store_failure(e))?;
         Ok(LiveRead { doc, revision })
+    }
+
+    /// Takes Claude's refresh locks, so no Claude process refreshes while the live login is
+    /// looked at and changed. Only a lock someone holds is `busy`; a lock that cannot be
+    /// made at all (a read-only folder, say) is the store being unavailable, and says why.
+    pub(crate) async fn claude_locks(&self) -> Result<RefreshLocks, ServiceError> {
+        RefreshLocks::acquire(&self.paths, self.claude_patience).await.map_err(
+            |error| match error {
+                LockError::Busy { .. } => {
+                    ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() }
+                }
+                other => ServiceError::store("Claude Code's refresh lock", other),
+            },
+        )
     }
 
     pub(crate) fn store_failure(&self, error: StoreError) -> ServiceError {

@@ -10,7 +10,6 @@
 //! 5. Release the locks, then announce the change.
 
 use crate::claude::global_config::OAuthAccount;
-use crate::claude::lock::RefreshLocks;
 use crate::claude::login::OAuthLogin;
 use crate::claude::store::{LiveRead, StoreLocation};
 use crate::protocol::{ChangeReason, PREVIOUS_ALIAS, Sessions, SessionsFollow, UseResult};
@@ -30,9 +29,7 @@ impl Service {
             self.vault.lock(self.vault_patience).await.map_err(super::lineage::vault_failure)?;
         let mut catalog = self.read_catalog()?;
         let alias = resolve_alias(&catalog, alias)?;
-        let locks = RefreshLocks::acquire(&self.paths, self.claude_patience)
-            .await
-            .map_err(|_| ServiceError::Busy { what: "Claude Code's refresh lock".to_owned() })?;
+        let locks = self.claude_locks().await?;
 
         let before = self.list().ok();
         let outcome = self.switch_locked(&mut catalog, &alias).await;

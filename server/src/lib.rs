@@ -9,6 +9,8 @@
 //! - [`claude`]: Claude Code's side: config-dir resolution, the live store, its locks and the
 //!   `oauthAccount` block of its global config.
 //! - [`vault`]: Switchboard's own snapshots, one per account, and the catalog naming them.
+//! - [`keychain`]: one macOS Keychain item through the `security` program, for `claude` and
+//!   `vault` alike.
 //! - [`oauth`]: the token and profile endpoints, and what each failure means.
 //! - [`watch`]: noticing changes made by others (Claude, other Switchboard processes).
 //! - [`sidecar`]: the service behind a JSON-RPC connection, with change notifications.
@@ -20,6 +22,7 @@
 pub mod claude;
 pub mod cli;
 pub mod durable;
+pub mod keychain;
 pub mod oauth;
 pub mod protocol;
 pub mod rpc;

@@ -19,11 +19,10 @@
 //!   the file. [`KeychainFirstStore`] makes that choice once per read and once per write, so
 //!   one operation never reads one store and writes the other.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
@@ -37,28 +36,12 @@ use super::store::{
     FileStore, LiveRead, LiveStore, Revision, StoreError, StoreLocation, StoreWarning,
 };
 use crate::durable;
+use crate::keychain::{KeychainError, KeychainItem};
 
-/// The setting naming the `security` program, for tests and unusual installs.
-pub const SECURITY_BIN_VAR: &str = "SWITCHBOARD_SECURITY_BIN";
-/// Where macOS keeps `security`. Claude runs it by this name too.
-pub const DEFAULT_SECURITY_BIN: &str = "/usr/bin/security";
 /// The service name of Claude's item without a config-folder hash.
 pub const SERVICE_PREFIX: &str = "Claude Code-credentials";
 /// The account Claude uses when the user name is missing or not a plain name.
 pub const FALLBACK_ACCOUNT: &str = "claude-code-user";
-/// The longest command line `security -i` reads whole, as Claude counts it.
-pub const MAX_COMMAND_LINE: usize = 4032;
-/// `security`'s exit status when the item does not exist (errSecItemNotFound).
-pub const EXIT_NOT_FOUND: i32 = 44;
-/// `security`'s exit status when the Keychain is locked and may not prompt
-/// (errSecInteractionNotAllowed).
-pub const EXIT_LOCKED: i32 = 36;
-
-/// How long one `security` call may take. A read that would show an unlock prompt can hang
-/// for ever; past this the Keychain counts as unusable.
-const SECURITY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of `security`'s error output goes into an error message.
-const DETAIL_LIMIT: usize = 200;
 
 /// The Keychain service Claude Code names its item with.
 ///
@@ -101,47 +84,10 @@ fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
 }
 
-/// The command line a write pipes into `security -i`: the value hex-encoded, so no quoting
-/// can break and no byte of the login is interpreted.
-pub fn add_command_line(service: &str, account: &str, value: &[u8]) -> String {
-    format!(
-        "add-generic-password -U -a \"{account}\" -s \"{service}\" -X \"{}\"",
-        hex::encode(value)
-    )
-}
-
-/// What `security find-generic-password -w` printed, as the stored bytes. `security` prints a
-/// value that is not plain ASCII text as hex, so a value that cannot be the JSON document
-/// itself and is all hex digits is decoded.
-pub fn decode_password(printed: &[u8]) -> Vec<u8> {
-    let text = printed.strip_suffix(b"\n").unwrap_or(printed);
-    let hex_like =
-        !text.is_empty() && text.len().is_multiple_of(2) && text.iter().all(u8::is_ascii_hexdigit);
-    if hex_like && let Ok(bytes) = hex::decode(text) {
-        return bytes;
-    }
-    text.to_vec()
-}
-
-/// Why the Keychain could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeychainError {
-    #[error("the keychain is locked")]
-    Locked,
-    #[error("{} cannot be run: {reason}", program.display())]
-    NoProgram { program: PathBuf, reason: String },
-    #[error("`security {command}` failed with exit status {status}{detail}")]
-    Failed { command: &'static str, status: String, detail: String },
-    #[error("`security {command}` did not answer within {} s", SECURITY_TIMEOUT.as_secs())]
-    Timeout { command: &'static str },
-}
-
 /// One Keychain item reached through `security`: Claude's login on macOS.
 #[derive(Debug, Clone)]
 pub struct KeychainStore {
-    security: PathBuf,
-    service: String,
-    account: String,
+    item: KeychainItem,
     storage_write_lock: PathBuf,
     lock_patience: Duration,
 }
@@ -156,9 +102,7 @@ impl KeychainStore {
         storage_write_lock: PathBuf,
     ) -> Self {
         KeychainStore {
-            security,
-            service,
-            account,
+            item: KeychainItem::new(security, service, account),
             storage_write_lock,
             lock_patience: Duration::from_secs(3),
         }
@@ -166,9 +110,8 @@ impl KeychainStore {
 
     /// The item Claude Code uses for this environment.
     pub fn for_env(env: &Environment, paths: &ClaudePaths) -> Self {
-        let security = env.get_non_empty(SECURITY_BIN_VAR).unwrap_or(DEFAULT_SECURITY_BIN);
         KeychainStore::new(
-            PathBuf::from(security),
+            KeychainItem::program(env.get(crate::keychain::SECURITY_BIN_VAR)),
             service_name(paths.keychain_hash_input.as_deref()),
             account_name(env),
             paths.storage_write_lock.clone(),
@@ -182,61 +125,26 @@ impl KeychainStore {
     }
 
     pub fn service(&self) -> &str {
-        &self.service
+        self.item.service()
     }
 
     pub fn account(&self) -> &str {
-        &self.account
+        self.item.account()
     }
 
-    /// Asks `security show-keychain-info` whether the Keychain is unlocked. Reading an item of
-    /// a locked Keychain could show an unlock prompt and wait on it, so every read asks first.
-    pub fn check_unlocked(&self) -> Result<(), KeychainError> {
-        let done = self.run("show-keychain-info", &["show-keychain-info"], None)?;
-        match done.code {
-            Some(0) => Ok(()),
-            Some(EXIT_LOCKED) => Err(KeychainError::Locked),
-            _ => Err(done.failure("show-keychain-info")),
-        }
-    }
-
-    /// The stored bytes of the item, `None` when there is none. Never reads another account's
-    /// item: the account is always named.
+    /// The stored bytes of Claude's item, `None` when there is none. Never reads another
+    /// account's item: the account is always named.
     pub fn fetch(&self) -> Result<Option<Vec<u8>>, KeychainError> {
-        self.check_unlocked()?;
-        let args = ["find-generic-password", "-a", &self.account, "-w", "-s", &self.service];
-        let done = self.run("find-generic-password", &args, None)?;
-        match done.code {
-            Some(0) => Ok(Some(decode_password(&done.stdout))),
-            Some(EXIT_NOT_FOUND) => Ok(None),
-            Some(EXIT_LOCKED) => Err(KeychainError::Locked),
-            _ => Err(done.failure("find-generic-password")),
-        }
+        self.item.fetch()
     }
 
-    /// Stores `value` as the item's password by piping one command line into `security -i`.
-    fn put(&self, value: &[u8]) -> Result<(), StoreError> {
-        let mut line = add_command_line(&self.service, &self.account, value);
-        if line.len() > MAX_COMMAND_LINE {
-            return Err(self.too_large(line.len()));
+    fn store_error(&self, error: KeychainError) -> StoreError {
+        match error {
+            KeychainError::TooLarge { bytes, limit } => {
+                StoreError::TooLarge { location: self.location(), bytes, limit }
+            }
+            other => self.unavailable(other.to_string()),
         }
-        line.push('\n');
-        let done = self
-            .run("-i", &["-i"], Some(line.as_bytes()))
-            .map_err(|e| self.unavailable(e.to_string()))?;
-        match done.code {
-            Some(0) => Ok(()),
-            // `security -i` echoes nothing of the line on failure, but its error output is
-            // still left out: it is not needed to act on the failure.
-            _ => Err(self.unavailable(format!(
-                "`security -i` failed with exit status {}",
-                done.status_text()
-            ))),
-        }
-    }
-
-    fn too_large(&self, bytes: usize) -> StoreError {
-        StoreError::TooLarge { location: self.location(), bytes, limit: MAX_COMMAND_LINE }
     }
 
     fn unavailable(&self, reason: String) -> StoreError {
@@ -250,62 +158,6 @@ impl KeychainStore {
             // The parse error is not shown: serde's messages may quote the value.
             Err(_) => Err(StoreError::CorruptItem { location: self.location() }),
         }
-    }
-
-    /// Runs `security` with `args` and, when given, `input` on its standard input, for at most
-    /// [`SECURITY_TIMEOUT`].
-    fn run(
-        &self,
-        command: &'static str,
-        args: &[&str],
-        input: Option<&[u8]>,
-    ) -> Result<Finished, KeychainError> {
-        let mut child = Command::new(&self.security)
-            .args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| KeychainError::NoProgram {
-                program: self.security.clone(),
-                reason: e.to_string(),
-            })?;
-        // Both pipes are drained on their own threads so that a chatty `security` can never
-        // block on a full pipe while this thread waits for it to exit.
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A `security` that exits without reading its input shows up in its exit status;
-            // the broken pipe itself says nothing more.
-            let _ = stdin.write_all(input);
-        }
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() < SECURITY_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(KeychainError::Timeout { command });
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    return Err(KeychainError::NoProgram {
-                        program: self.security.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        };
-        Ok(Finished {
-            code: status.code(),
-            status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-        })
     }
 
     fn storage_write_guard(&self) -> Result<lock::LockGuard, StoreError> {
@@ -328,7 +180,10 @@ impl KeychainStore {
 
 impl LiveStore for KeychainStore {
     fn location(&self) -> StoreLocation {
-        StoreLocation::Keychain { service: self.service.clone(), account: self.account.clone() }
+        StoreLocation::Keychain {
+            service: self.item.service().to_owned(),
+            account: self.item.account().to_owned(),
+        }
     }
 
     fn read(&self) -> Result<Option<LiveRead>, StoreError> {
@@ -340,14 +195,11 @@ impl LiveStore for KeychainStore {
     }
 
     fn write(&self, expected: &Revision, doc: &CredentialDoc) -> Result<Revision, StoreError> {
-        let bytes = doc
-            .to_bytes()
-            .map_err(|e| FileError::new("encode", Path::new(&self.service), io::Error::other(e)))?;
+        let bytes = doc.to_bytes().map_err(|e| {
+            FileError::new("encode", Path::new(self.service()), io::Error::other(e))
+        })?;
         // Refused before anything is locked or read: nothing is half done.
-        let line = add_command_line(&self.service, &self.account, &bytes).len();
-        if line > MAX_COMMAND_LINE {
-            return Err(self.too_large(line));
-        }
+        self.item.check_fits(&bytes).map_err(|e| self.store_error(e))?;
         let guard = self.storage_write_guard()?;
         let before = self.fetch().map_err(|e| self.unavailable(e.to_string()))?;
         let current = before.as_deref().map_or_else(Revision::absent, Revision::of_bytes);
@@ -355,7 +207,7 @@ impl LiveStore for KeychainStore {
             return Err(StoreError::Changed);
         }
         guard.check().map_err(|_| StoreError::Busy)?;
-        self.put(&bytes)?;
+        self.item.put(&bytes).map_err(|e| self.store_error(e))?;
         // `security -i` may report success for a command that failed; only reading the item
         // back proves the write (a write reported as done that was not loses the old login).
         let after = self.fetch().map_err(|e| self.unavailable(e.to_string()))?;
@@ -371,45 +223,6 @@ impl LiveStore for KeychainStore {
             _ => Err(StoreError::Changed),
         }
     }
-}
-
-/// A finished `security` call.
-struct Finished {
-    code: Option<i32>,
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl Finished {
-    fn status_text(&self) -> String {
-        match self.code {
-            Some(code) => code.to_string(),
-            None => self.status.to_string(),
-        }
-    }
-
-    /// The failure of a command whose arguments and output hold no secret.
-    fn failure(&self, command: &'static str) -> KeychainError {
-        let text = String::from_utf8_lossy(&self.stderr);
-        let first = text.lines().next().unwrap_or("").trim();
-        let detail = if first.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", first.chars().take(DETAIL_LIMIT).collect::<String>())
-        };
-        KeychainError::Failed { command, status: self.status_text(), detail }
-    }
-}
-
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
 }
 
 /// Which store served the last read, and why.
@@ -564,6 +377,7 @@ impl LiveStore for KeychainFirstStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keychain::{MAX_COMMAND_LINE, add_command_line};
 
     #[test]
     fn service_without_a_config_folder_is_the_bare_prefix() {
@@ -627,28 +441,6 @@ mod tests {
         assert_eq!(account_name(&env), FALLBACK_ACCOUNT);
         let env = Environment::from_pairs([("USER", "ada")]);
         assert_eq!(account_name(&env), "ada");
-    }
-
-    #[test]
-    fn values_round_trip_through_hex() {
-        let value = "{\"claudeAiOauth\":{\"accessToken\":\"sk-ant-oat01-é\"}}".as_bytes();
-        let line = add_command_line("Claude Code-credentials", "ada", value);
-        assert!(!line.contains("sk-ant"), "the value travels hex-encoded");
-        let hex_value = line.rsplit('"').nth(1).unwrap();
-        // `security -w` prints non-ASCII values as hex, plain ones as they are.
-        assert_eq!(decode_password(format!("{hex_value}\n").as_bytes()), value);
-        let plain = br#"{"claudeAiOauth":{}}"#;
-        assert_eq!(decode_password(b"{\"claudeAiOauth\":{}}\n"), plain);
-        assert_eq!(decode_password(b""), b"");
-    }
-
-    #[test]
-    fn the_command_line_names_the_account_and_service() {
-        let line = add_command_line("Claude Code-credentials-f2fa2c6b", "ada", b"{}");
-        assert_eq!(
-            line,
-            "add-generic-password -U -a \"ada\" -s \"Claude Code-credentials-f2fa2c6b\" -X \"7b7d\""
-        );
     }
 
     #[test]

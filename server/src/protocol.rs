@@ -90,6 +90,18 @@ pub enum StoreInfo {
     Keychain { service: String, account: String },
 }
 
+/// Where Switchboard keeps its own snapshots of every account's login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum VaultInfo {
+    /// Files in the vault folder.
+    File { path: String },
+    /// Generic passwords of the macOS login Keychain, one per account, under `service`.
+    Keychain { service: String },
+    /// Entries of the desktop keyring (Secret Service, Credential Manager) under `service`.
+    Keyring { service: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusResult {
@@ -102,6 +114,9 @@ pub struct StatusResult {
     /// What a person should know about the store though nothing failed; empty for most.
     #[serde(default)]
     pub store_warnings: Vec<StoreWarning>,
+    /// Where the snapshots are; absent in answers of servers older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultInfo>,
 }
 
 /// Something about Claude Code's store worth showing, though nothing failed.

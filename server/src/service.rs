@@ -37,9 +37,11 @@ use crate::claude::env::Environment;
 use crate::claude::global_config::GlobalConfig;
 use crate::claude::paths::ClaudePaths;
 use crate::claude::store::{LiveStore, open_live_store};
+use crate::keychain::{KeychainItem, SECURITY_BIN_VAR};
 use crate::oauth::{Endpoints, OAuthClient};
 use crate::protocol::{ChangeReason, DidChange, ListResult};
 use crate::vault::Vault;
+use crate::vault::backend::{BACKEND_VAR, BackendKind};
 
 pub use error::ServiceError;
 pub use reconcile::ReconcileState;
@@ -55,20 +57,25 @@ const CLAUDE_LOCK_PATIENCE: Duration = Duration::from_secs(35);
 pub struct ServiceConfig {
     pub env: Environment,
     pub vault_dir: PathBuf,
+    /// Where the vault keeps its snapshots (`SWITCHBOARD_VAULT_BACKEND`).
+    pub vault_backend: BackendKind,
     pub endpoints: Endpoints,
     pub ca_bundle: Option<PathBuf>,
 }
 
 impl ServiceConfig {
     /// Reads the documented settings from an environment: `SWITCHBOARD_HOME`,
-    /// `SWITCHBOARD_TOKEN_URL`, `SWITCHBOARD_API_BASE`, `SSL_CERT_FILE`, and Claude's own.
+    /// `SWITCHBOARD_VAULT_BACKEND`, `SWITCHBOARD_TOKEN_URL`, `SWITCHBOARD_API_BASE`,
+    /// `SSL_CERT_FILE`, and Claude's own.
     pub fn from_env(env: Environment) -> Result<Self, ServiceError> {
         let vault_dir = Vault::default_dir(env.get("SWITCHBOARD_HOME"))
+            .map_err(|e| ServiceError::store("the vault", e))?;
+        let vault_backend = BackendKind::from_setting(env.get(BACKEND_VAR))
             .map_err(|e| ServiceError::store("the vault", e))?;
         let endpoints =
             Endpoints::from_env(env.get("SWITCHBOARD_TOKEN_URL"), env.get("SWITCHBOARD_API_BASE"));
         let ca_bundle = env.get("SSL_CERT_FILE").filter(|p| !p.is_empty()).map(PathBuf::from);
-        Ok(ServiceConfig { env, vault_dir, endpoints, ca_bundle })
+        Ok(ServiceConfig { env, vault_dir, vault_backend, endpoints, ca_bundle })
     }
 }
 
@@ -106,7 +113,8 @@ impl Service {
         paths: ClaudePaths,
         store: Arc<dyn LiveStore>,
     ) -> Result<Self, ServiceError> {
-        let vault = Vault::open(config.vault_dir.clone())
+        let security = KeychainItem::program(config.env.get(SECURITY_BIN_VAR));
+        let vault = Vault::open_with(config.vault_dir.clone(), config.vault_backend, security)
             .map_err(|e| ServiceError::store(config.vault_dir.display(), e))?;
         let oauth = OAuthClient::new(config.endpoints, config.ca_bundle.as_deref())
             .map_err(|e| ServiceError::store("the HTTP client", e))?;

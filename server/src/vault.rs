@@ -14,22 +14,29 @@
 //! snapshots/<accountUuid>.<organizationUuid>.json  one login per account
 //! aside/<keptAt>-<fingerprint>.json              logins that belong to no managed account
 //! vault.lock                                     the cross-process lock
+//! backend.json                                   where the snapshots are, when not files
 //! ```
 //!
-//! Folders are 0700 and files 0600 from the moment they are created.
+//! Folders are 0700 and files 0600 from the moment they are created. The snapshots may live
+//! in the macOS Keychain or a desktop keyring instead of `snapshots/` (see [`backend`]); a
+//! snapshot file left from before such a move is read until the account's next write puts
+//! its login there and removes the file.
 
+pub mod backend;
 mod catalog;
 mod lock;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::claude::login::OAuthLogin;
 use crate::durable::{self, SECRET_DIR_MODE, SECRET_FILE_MODE};
+use backend::{BackendKind, FileBackend, Placement, SnapshotBackend};
 
 pub use catalog::{
     AccountId, AccountRecord, CATALOG_VERSION, Catalog, MAX_ALIAS_LEN, validate_alias,
@@ -76,6 +83,17 @@ pub enum VaultError {
     IdentityMismatch { id: AccountId, found: String },
     #[error("the vault is busy: another Switchboard operation held it for {}", humane(*patience))]
     Busy { patience: Duration },
+    #[error("cannot {action} {place}: {reason}")]
+    Backend { action: &'static str, place: String, reason: String },
+    #[error("{place} is corrupt: {reason}; it was left untouched for inspection")]
+    CorruptItem { place: String, reason: String },
+    #[error("SWITCHBOARD_VAULT_BACKEND is \"{value}\"; use file, keychain or keyring")]
+    BadBackendSetting { value: String },
+    #[error(
+        "this vault keeps its snapshots in the {recorded} backend, not {chosen}; set \
+         SWITCHBOARD_VAULT_BACKEND={recorded} (its backend.json records the choice)"
+    )]
+    WrongBackend { recorded: BackendKind, chosen: BackendKind },
 }
 
 impl VaultError {
@@ -131,10 +149,15 @@ struct VersionProbe {
     version: Option<u32>,
 }
 
-/// Switchboard's store on disk. Cheap to clone; holds only its folder.
+/// Switchboard's store: a folder, and the backend its snapshots are in. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Vault {
     dir: PathBuf,
+    snapshots: Arc<dyn SnapshotBackend>,
+    /// Where snapshots were before the vault moved them to a Keychain or keyring; the same
+    /// place as `snapshots` for a vault of files.
+    files: FileBackend,
+    moved: bool,
 }
 
 impl Vault {
@@ -150,15 +173,34 @@ impl Vault {
         }
     }
 
-    /// Opens the vault at `dir`, creating it and its folders with mode 0700 when missing.
+    /// Opens the vault at `dir` with its snapshots as files, creating it and its folders with
+    /// mode 0700 when missing.
     pub fn open(dir: PathBuf) -> Result<Self, VaultError> {
-        let vault = Vault { dir };
-        for folder in [vault.dir.clone(), vault.snapshots_dir(), vault.aside_dir()] {
+        Self::open_with(dir, BackendKind::File, PathBuf::new())
+    }
+
+    /// Opens the vault at `dir` with its snapshots in `kind` (reaching the Keychain through
+    /// the program at `security`). Refused when the vault already keeps them elsewhere.
+    pub fn open_with(
+        dir: PathBuf,
+        kind: BackendKind,
+        security: PathBuf,
+    ) -> Result<Self, VaultError> {
+        let files = FileBackend::new(dir.join(SNAPSHOTS_DIR));
+        for folder in [dir.clone(), dir.join(SNAPSHOTS_DIR), dir.join(ASIDE_DIR)] {
             durable::create_dir_all(&folder, SECRET_DIR_MODE)
                 .map_err(|e| VaultError::io("create", &folder, e))?;
         }
-        warn_if_shared(&vault.dir);
-        Ok(vault)
+        warn_if_shared(&dir);
+        let record = backend::settle_record(&dir, kind)?;
+        let snapshots = backend::open_backend(record.as_ref(), files.clone(), security)?;
+        let moved = record.is_some_and(|r| r.snapshots != BackendKind::File);
+        Ok(Vault { dir, snapshots: Arc::from(snapshots), files, moved })
+    }
+
+    /// Where the snapshots are kept.
+    pub fn placement(&self) -> Placement {
+        self.snapshots.placement()
     }
 
     pub fn dir(&self) -> &Path {
@@ -181,10 +223,10 @@ impl Vault {
         self.dir.join(LOCK_FILE)
     }
 
-    /// The file holding the snapshot of `id`; refuses identities that are not uuid-like.
+    /// The file that holds, or held before a move to a Keychain or keyring, the snapshot of
+    /// `id`; refuses identities that are not uuid-like.
     pub fn snapshot_path(&self, id: &AccountId) -> Result<PathBuf, VaultError> {
-        id.validate()?;
-        Ok(self.snapshots_dir().join(format!("{}.{}.json", id.account_uuid, id.organization_uuid)))
+        Ok(self.files.path(&snapshot_key(id)?))
     }
 
     /// Reads the catalog. A missing file is an empty catalog (a new vault); a file that does
@@ -210,18 +252,27 @@ impl Vault {
     /// Reads the snapshot of `id`: `None` when there is none. A file that does not parse,
     /// or holds another account's login, is [`VaultError::Corrupt`], never `None`.
     pub fn read_snapshot(&self, id: &AccountId) -> Result<Option<Snapshot>, VaultError> {
-        let path = self.snapshot_path(id)?;
-        let Some(bytes) = read_if_present(&path)? else {
-            return Ok(None);
+        let key = snapshot_key(id)?;
+        let (bytes, place) = match self.snapshots.read(&key)? {
+            Some(bytes) => (bytes, self.item_place(&key)),
+            None if self.moved => match self.files.read(&key)? {
+                Some(bytes) => (bytes, ItemPlace::File(self.files.path(&key))),
+                None => return Ok(None),
+            },
+            None => return Ok(None),
         };
-        let file: SnapshotFile = parse_versioned(&path, &bytes, SNAPSHOT_VERSION)?;
+        let file: SnapshotFile = place.parse(&bytes)?;
         if &file.id != id {
-            return Err(VaultError::Corrupt {
-                reason: format!("it holds the snapshot of {}", file.id),
-                path,
-            });
+            return Err(place.corrupt(format!("it holds the snapshot of {}", file.id)));
         }
         Ok(Some(Snapshot { id: file.id, login: file.login, saved_at: file.saved_at }))
+    }
+
+    fn item_place(&self, key: &str) -> ItemPlace {
+        match self.moved {
+            false => ItemPlace::File(self.files.path(key)),
+            true => ItemPlace::Item(format!("{} ({key})", self.snapshots.placement())),
+        }
     }
 
     /// Writes a snapshot durably, replacing the account's previous one.
@@ -230,7 +281,7 @@ impl Vault {
     /// different account than the snapshot: either would overwrite the only good copy of a
     /// lineage with something useless.
     pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<(), VaultError> {
-        let path = self.snapshot_path(&snapshot.id)?;
+        let key = snapshot_key(&snapshot.id)?;
         let login = &snapshot.login;
         if login.is_blank() {
             return Err(VaultError::BlankLogin { id: snapshot.id.clone() });
@@ -255,19 +306,24 @@ impl Vault {
             saved_at: snapshot.saved_at,
             login: login.clone(),
         };
-        self.write_json(&path, &file)
+        let bytes = encode(&self.files.path(&key), &file)?;
+        self.snapshots.write(&key, &bytes)?;
+        if self.moved {
+            // The login is in the Keychain or keyring now, read back; the file from before
+            // the move holds an older token of the lineage and would only mislead.
+            self.files.remove(&key)?;
+        }
+        Ok(())
     }
 
     /// Removes the snapshot of `id`; removing one that is not there is not an error.
     pub fn remove_snapshot(&self, id: &AccountId) -> Result<(), VaultError> {
-        let path = self.snapshot_path(id)?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(VaultError::io("remove", &path, e)),
+        let key = snapshot_key(id)?;
+        self.snapshots.remove(&key)?;
+        if self.moved {
+            self.files.remove(&key)?;
         }
-        let dir = self.snapshots_dir();
-        durable::sync_dir(&dir).map_err(|e| VaultError::io("sync", &dir, e))
+        Ok(())
     }
 
     /// Keeps a login that belongs to no managed account, so that it is never dropped, and
@@ -350,11 +406,52 @@ impl Vault {
     }
 
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), VaultError> {
-        let mut bytes = serde_json::to_vec_pretty(value)
-            .map_err(|e| VaultError::io("encode", path, io::Error::other(e.to_string())))?;
-        bytes.push(b'\n');
+        let bytes = encode(path, value)?;
         durable::write_atomic(path, &bytes, SECRET_FILE_MODE)
             .map_err(|e| VaultError::io("write", path, e))
+    }
+}
+
+/// The key a backend stores the snapshot of `id` under; refuses identities that are not
+/// uuid-like, so that a key can never name a path outside the vault.
+fn snapshot_key(id: &AccountId) -> Result<String, VaultError> {
+    id.validate()?;
+    Ok(format!("{}.{}", id.account_uuid, id.organization_uuid))
+}
+
+/// A vault document as it is written: pretty JSON and a final newline.
+fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, VaultError> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| VaultError::io("encode", path, io::Error::other(e.to_string())))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Where a snapshot was read from, for the error that says it does not parse.
+enum ItemPlace {
+    File(PathBuf),
+    Item(String),
+}
+
+impl ItemPlace {
+    fn parse<T: for<'de> Deserialize<'de>>(&self, bytes: &[u8]) -> Result<T, VaultError> {
+        match self {
+            ItemPlace::File(path) => parse_versioned(path, bytes, SNAPSHOT_VERSION),
+            ItemPlace::Item(place) => parse_versioned(Path::new(place), bytes, SNAPSHOT_VERSION)
+                .map_err(|e| match e {
+                    VaultError::Corrupt { reason, .. } => {
+                        VaultError::CorruptItem { place: place.clone(), reason }
+                    }
+                    other => other,
+                }),
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> VaultError {
+        match self {
+            ItemPlace::File(path) => VaultError::Corrupt { path: path.clone(), reason },
+            ItemPlace::Item(place) => VaultError::CorruptItem { place: place.clone(), reason },
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use switchboard::claude::env::Environment;
 use switchboard::oauth::Endpoints;
 use switchboard::service::{Service, ServiceConfig};
+use switchboard::vault::backend::{BACKEND_VAR, BackendKind};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -67,6 +68,12 @@ impl Scratch {
         self.environment_with(&[])
     }
 
+    /// Makes every Switchboard of this world run with `key=value` from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// [`Scratch::environment`] with some variables more (or changed).
     pub fn environment_with(&self, extra: &[(&str, &str)]) -> Environment {
         extra.iter().fold(Environment::from_pairs(self.env_pairs()), |env, (key, value)| {
@@ -86,11 +93,14 @@ impl Scratch {
 
     /// The configuration [`Scratch::service_with`] opens a service with.
     pub fn service_config(&self, extra: &[(&str, &str)]) -> ServiceConfig {
+        let env = self.environment_with(extra);
         ServiceConfig {
             endpoints: Endpoints::from_env(Some(&self.fake.token_url()), Some(&self.fake.url())),
             vault_dir: self.vault.clone(),
+            vault_backend: BackendKind::from_setting(env.get(BACKEND_VAR))
+                .expect("a valid SWITCHBOARD_VAULT_BACKEND"),
             ca_bundle: None,
-            env: self.environment_with(extra),
+            env,
         }
     }
 
@@ -644,6 +654,12 @@ impl std::ops::Deref for KeychainScratch {
 
     fn deref(&self) -> &Scratch {
         &self.scratch
+    }
+}
+
+impl std::ops::DerefMut for KeychainScratch {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        &mut self.scratch
     }
 }
 

@@ -10,4 +10,5 @@
 pub mod fake;
 pub mod fake_security;
 pub mod harness;
+pub mod secret_service;
 pub mod sim_claude;

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::protocol::{
     Account, AccountState, ListResult, StatusResult, StoreInfo, UnmanagedLogin, UseResult,
+    VaultInfo,
 };
 use crate::service::now_ms;
 
@@ -64,6 +65,14 @@ pub fn status(status: &StatusResult) -> String {
         StoreInfo::Keychain { service, account } => format!("Keychain item {service} ({account})"),
     };
     let _ = writeln!(out, "  store:      {store}");
+    if let Some(vault) = &status.vault {
+        let vault = match vault {
+            VaultInfo::File { path } => path.clone(),
+            VaultInfo::Keychain { service } => format!("Keychain items of service {service}"),
+            VaultInfo::Keyring { service } => format!("keyring entries of service {service}"),
+        };
+        let _ = writeln!(out, "  snapshots:  {vault}");
+    }
     let _ = writeln!(out, "  config:     {}", status.global_config);
     if !status.shadowed_by.is_empty() {
         let _ = writeln!(

@@ -7,8 +7,9 @@ use crate::claude::login::OAuthLogin;
 use crate::claude::store::LiveRead;
 use crate::protocol::{
     Account, ChangeReason, RemoveResult, StatusParams, StatusResult, StoreInfo, StoreWarning,
-    StoreWarningKind,
+    StoreWarningKind, VaultInfo,
 };
+use crate::vault::backend::Placement;
 use crate::vault::{AccountRecord, Catalog, validate_alias};
 
 use super::identify::{LiveOwner, Proof};
@@ -197,6 +198,7 @@ impl Service {
             shadowed_by: crate::claude::shadow::shadowed_by(&self.env, &self.paths),
             unmanaged: observation.view(now).unmanaged,
             store_warnings: self.store.warnings().iter().map(store_warning).collect(),
+            vault: Some(vault_info(self.vault.placement())),
         })
     }
 
@@ -280,5 +282,13 @@ fn usable_login(read: &LiveRead) -> Option<&OAuthLogin> {
 fn no_login_to_add() -> ServiceError {
     ServiceError::NoLogin {
         reason: "Claude Code has no login to add: run `claude /login` first".to_owned(),
+    }
+}
+
+fn vault_info(placement: Placement) -> VaultInfo {
+    match placement {
+        Placement::Files { dir } => VaultInfo::File { path: dir.display().to_string() },
+        Placement::Keychain { service } => VaultInfo::Keychain { service },
+        Placement::Keyring { service } => VaultInfo::Keyring { service },
     }
 }

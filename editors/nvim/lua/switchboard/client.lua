@@ -23,7 +23,6 @@ local S = {
   attempt = 0, -- consecutive quick deaths, for the backoff
   timer = nil, -- pending restart
   restart_at = nil,
-  stopping = false, -- set when the plugin itself stops the sidecar
   pending = {}, -- request key -> callback
   next_key = 0,
   missing_told = false,
@@ -99,12 +98,6 @@ local function on_exit(generation, code, signal)
   local uptime = S.started_at and (uv.now() - S.started_at) or 0
   if uptime >= STABLE_MS then
     S.attempt = 0
-  end
-  if S.stopping then
-    S.stopping = false
-    state.set_sidecar('idle')
-    fail_pending('the switchboard sidecar was stopped', 'sidecarDown')
-    return
   end
   log_line(('sidecar exited with code %s, signal %s'):format(tostring(code), tostring(signal)))
   state.set_sidecar('down')
@@ -273,31 +266,33 @@ function M.request(method, params, callback)
   end
 end
 
---- Stops the sidecar on purpose: no restart follows.
-function M.stop()
-  clear_timer()
-  S.attempt = 0
-  if S.rpc then
-    S.stopping = true
-    S.rpc.terminate()
-  else
-    state.set_sidecar('idle')
-  end
-end
-
---- Stops the sidecar and starts a new one, for example after `setup()` changed its command.
-function M.restart()
+--- Ends the current sidecar, if any, so that nothing it does later counts: bumping the
+--- generation makes its exit and its answers irrelevant. Deciding here rather than when
+--- the exit arrives means a stop followed at once by a start cannot be mistaken, later, for
+--- a stop of the new sidecar.
+---@param why string
+local function discard(why)
   clear_timer()
   S.attempt = 0
   if S.rpc then
     local old = S.rpc
-    -- Bumping the generation makes the old sidecar's exit and answers irrelevant.
     S.generation = S.generation + 1
     S.rpc = nil
-    fail_pending('the switchboard sidecar was restarted', 'sidecarDown')
+    S.pidfile = nil
+    fail_pending(why, 'sidecarDown')
     old.terminate()
   end
   state.set_sidecar('idle')
+end
+
+--- Stops the sidecar on purpose: no restart follows.
+function M.stop()
+  discard('the switchboard sidecar was stopped')
+end
+
+--- Stops the sidecar and starts a new one, for example after `setup()` changed its command.
+function M.restart()
+  discard('the switchboard sidecar was restarted')
   spawn()
 end
 

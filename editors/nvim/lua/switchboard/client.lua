@@ -25,7 +25,7 @@ local S = {
   restart_at = nil,
   pending = {}, -- request key -> callback
   next_key = 0,
-  missing_told = false,
+  missing_told = nil, -- the command last told missing, so that each is told once
 }
 
 -- A sidecar that stayed up this long is healthy; its death starts the backoff afresh.
@@ -151,8 +151,8 @@ spawn = function()
   local cmd = config.sidecar_command()
   if vim.fn.executable(cmd[1]) ~= 1 then
     state.set_sidecar('missing')
-    if not S.missing_told then
-      S.missing_told = true
+    if S.missing_told ~= cmd[1] then
+      S.missing_told = cmd[1]
       vim.notify(
         ("Switchboard: cannot run '%s'; install it (cargo install --path server) or set setup({ cmd = '/path/to/switchboard' })"):format(
           cmd[1]
@@ -162,7 +162,7 @@ spawn = function()
     end
     return false
   end
-  S.missing_told = false
+  S.missing_told = nil
   S.generation = S.generation + 1
   local generation = S.generation
   local logfile = config.log_file()

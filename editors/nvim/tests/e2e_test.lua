@@ -82,6 +82,48 @@ h.test('e2e: a switch made by another process reaches the status line within 1 s
   h.truthy(since_cli_done < 1000, 'latency under 1 s')
 end)
 
+h.test('e2e: an external switch redraws the status line and lualine with no action in Neovim', function()
+  local scratch, child = started('external-redraw')
+  -- What a user's configuration has: the function in 'statusline', and lualine loaded. Each
+  -- evaluation of 'statusline' is recorded, so only a real redraw counts, not the cache.
+  child:lua([[
+    _G.drawn, _G.refreshed = {}, {}
+    function _G.record_statusline()
+      local text = require('switchboard').statusline()
+      table.insert(_G.drawn, { t = vim.uv.hrtime(), text = text })
+      return text
+    end
+    vim.o.laststatus = 2
+    vim.o.statusline = '%!v:lua.record_statusline()'
+    package.loaded['lualine'] = {
+      refresh = function(opts)
+        table.insert(_G.refreshed, { t = vim.uv.hrtime(), text = require('switchboard').lualine(), place = opts and opts.place })
+      end,
+    }
+  ]])
+  child:cmd('redrawstatus')
+  child:wait_statusline('work')
+  child:wait_for("_G.drawn[#_G.drawn].text == 'work'", 2000, "'work' drawn")
+  local after
+  env.cli_ok(scratch, { 'use', 'home' })
+  after = vim.uv.hrtime()
+  local function first(list_name)
+    return child:wait_for(
+      ([[(function() for _, d in ipairs(_G.%s) do if d.text == 'home' then return d end end end)()]]):format(list_name),
+      1000,
+      list_name .. " with 'home' within 1 s of `switchboard use home` returning"
+    )
+  end
+  local drawn, refreshed = first('drawn'), first('refreshed')
+  h.eq({ 'statusline' }, refreshed.place, 'lualine.refresh place')
+  h.out(
+    ('     status line redrawn %.0f ms, lualine refreshed %.0f ms after `switchboard use home` returned'):format(
+      math.max(0, drawn.t - after) / 1e6,
+      math.max(0, refreshed.t - after) / 1e6
+    )
+  )
+end)
+
 h.test('e2e: completion offers subcommands and cached aliases', function()
   local _, child = started('completion')
   child:statusline()

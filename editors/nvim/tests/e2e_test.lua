@@ -300,3 +300,32 @@ h.test('e2e: after stop() and restart(), a death of the new sidecar still restar
   child:wait_statusline('switchboard down', 2000)
   child:wait_statusline('work', 5000)
 end)
+
+h.test('e2e: a sidecar that keeps dying is restarted with doubling delays up to the cap', function()
+  local scratch = env.scratch('backoff')
+  local child = env.child(scratch)
+  -- A command that dies at once, as a broken install would; short delays keep this quick.
+  child:lua(
+    "require('switchboard').setup({ cmd = { 'sh', '-c', 'exit 3' }, restart = { initial_ms = 100, max_ms = 400 } })"
+  )
+  child:statusline()
+  child:wait_for("require('switchboard').info().restarts >= 4", 5000, 'four restarts')
+  h.eq('switchboard down', child:statusline(), 'status line while it keeps dying')
+  local info = child:lua("return require('switchboard').info()")
+  local delays = {}
+  for _, line in ipairs(vim.fn.readfile(info.log_file)) do
+    local ms = line:match('restarting in (%d+) ms')
+    if ms then
+      delays[#delays + 1] = tonumber(ms)
+    end
+  end
+  h.eq({ 100, 200, 400, 400 }, vim.list_slice(delays, 1, 4), 'restart delays from the log')
+  h.eq('down', info.status, 'info().status')
+  child:cmd('Switchboard list')
+  -- Depending on whether a doomed process is alive at that moment, the request is refused
+  -- at once or fails when it dies; either way the person learns it restarts on its own.
+  local note = child:wait_notify('restarts')
+  h.contains(note.msg, 'switchboard.log', 'the message names the log')
+  h.eq(vim.log.levels.WARN, note.level)
+  h.eq('', vim.trim(child:lua("return vim.fn.execute('messages')")), 'messages')
+end)

@@ -200,3 +200,41 @@ h.test('unit: checkhealth without the binary says how to get it and still checks
   h.contains(text, 'CLAUDE_CODE_OAUTH_TOKEN is set')
   h.not_contains(text, 'not-a-real-token', 'the value of a secret variable')
 end)
+
+h.test('unit: help file parses as vimdoc, fits in 78 columns and every link resolves', function()
+  local path = env.root .. '/doc/switchboard.txt'
+  local lines = vim.fn.readfile(path)
+  local wide = {}
+  for i, line in ipairs(lines) do
+    if vim.fn.strdisplaywidth(line) > 78 then
+      wide[#wide + 1] = ('%d: %s'):format(i, line)
+    end
+  end
+  h.eq({}, wide, 'lines wider than the textwidth of 78 the modeline sets')
+  local text = table.concat(lines, '\n')
+  local root = vim.treesitter.get_string_parser(text, 'vimdoc'):parse()[1]:root()
+  local errors = {}
+  local query = vim.treesitter.query.parse('vimdoc', '(ERROR) @error')
+  for _, node in query:iter_captures(root, text) do
+    local row = node:start()
+    -- The parser takes every modeline for an error, Neovim's own help files' included.
+    if not lines[row + 1]:match('^%s*vim:') then
+      errors[#errors + 1] = ('%d: %s'):format(row + 1, lines[row + 1])
+    end
+  end
+  h.eq({}, errors, 'vimdoc parse errors')
+  local tags = {}
+  for tag in text:gmatch('%*([^%s*|]+)%*') do
+    tags[tag] = true
+  end
+  local unresolved = {}
+  local links = vim.treesitter.query.parse('vimdoc', '(taglink (word) @link)')
+  for _, node in links:iter_captures(root, text) do
+    local link = vim.treesitter.get_node_text(node, text)
+    -- Links to Neovim's own help resolve through its tags file.
+    if not tags[link] and #vim.fn.getcompletion(link, 'help') == 0 then
+      unresolved[#unresolved + 1] = link
+    end
+  end
+  h.eq({}, unresolved, 'links with no tag')
+end)

@@ -238,3 +238,23 @@ h.test('unit: help file parses as vimdoc, fits in 78 columns and every link reso
   end
   h.eq({}, unresolved, 'links with no tag')
 end)
+
+h.test('unit: a bad :Switchboard line says what is accepted; a second load changes nothing', function()
+  local child = env.child(env.scratch('bad-command'))
+  -- Two copies on the runtimepath, or a manager sourcing plugin/ again, load it twice.
+  child:cmd('runtime! plugin/switchboard.lua')
+  child:cmd('source ' .. vim.fn.fnameescape(env.root .. '/plugin/switchboard.lua'))
+  h.eq(2, child:lua("return vim.fn.exists(':Switchboard')"), ':Switchboard still defined')
+  child:cmd('Switchboard frobnicate')
+  local note = child:wait_notify("unknown subcommand 'frobnicate'")
+  h.contains(note.msg, 'use, list, status, add, remove')
+  h.eq(vim.log.levels.ERROR, note.level)
+  child:cmd('Switchboard use work home')
+  h.eq(vim.log.levels.ERROR, child:wait_notify('too many arguments').level)
+  child:cmd('Switchboard add')
+  child:wait_notify('usage: :Switchboard add NAME')
+  child:cmd('Switchboard remove')
+  child:wait_notify('usage: :Switchboard remove NAME')
+  -- None of these needed the sidecar, so none started it.
+  h.eq('idle', child:lua("return require('switchboard').info().status"), 'sidecar')
+end)

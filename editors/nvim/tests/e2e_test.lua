@@ -82,6 +82,48 @@ h.test('e2e: a switch made by another process reaches the status line within 1 s
   h.truthy(since_cli_done < 1000, 'latency under 1 s')
 end)
 
+h.test('e2e: an external switch redraws the status line and lualine with no action in Neovim', function()
+  local scratch, child = started('external-redraw')
+  -- What a user's configuration has: the function in 'statusline', and lualine loaded. Each
+  -- evaluation of 'statusline' is recorded, so only a real redraw counts, not the cache.
+  child:lua([[
+    _G.drawn, _G.refreshed = {}, {}
+    function _G.record_statusline()
+      local text = require('switchboard').statusline()
+      table.insert(_G.drawn, { t = vim.uv.hrtime(), text = text })
+      return text
+    end
+    vim.o.laststatus = 2
+    vim.o.statusline = '%!v:lua.record_statusline()'
+    package.loaded['lualine'] = {
+      refresh = function(opts)
+        table.insert(_G.refreshed, { t = vim.uv.hrtime(), text = require('switchboard').lualine(), place = opts and opts.place })
+      end,
+    }
+  ]])
+  child:cmd('redrawstatus')
+  child:wait_statusline('work')
+  child:wait_for("_G.drawn[#_G.drawn].text == 'work'", 2000, "'work' drawn")
+  local after
+  env.cli_ok(scratch, { 'use', 'home' })
+  after = vim.uv.hrtime()
+  local function first(list_name)
+    return child:wait_for(
+      ([[(function() for _, d in ipairs(_G.%s) do if d.text == 'home' then return d end end end)()]]):format(list_name),
+      1000,
+      list_name .. " with 'home' within 1 s of `switchboard use home` returning"
+    )
+  end
+  local drawn, refreshed = first('drawn'), first('refreshed')
+  h.eq({ 'statusline' }, refreshed.place, 'lualine.refresh place')
+  h.out(
+    ('     status line redrawn %.0f ms, lualine refreshed %.0f ms after `switchboard use home` returned'):format(
+      math.max(0, drawn.t - after) / 1e6,
+      math.max(0, refreshed.t - after) / 1e6
+    )
+  )
+end)
+
 h.test('e2e: completion offers subcommands and cached aliases', function()
   local _, child = started('completion')
   child:statusline()
@@ -94,6 +136,11 @@ h.test('e2e: completion offers subcommands and cached aliases', function()
   h.eq({ 'home', 'work', '-' }, complete('Switchboard use '))
   h.eq({ 'home' }, complete('Switchboard use h'))
   h.eq({ 'home' }, complete('silent Switchboard use h'), 'after a modifier')
+  -- Neovim runs a user command from any unambiguous prefix of its name.
+  h.eq({ 'home' }, complete('Switchb use h'), 'abbreviated command')
+  h.eq({ 'home', 'work', '-' }, complete('Sw use '), 'short abbreviation')
+  h.eq({ 'home', 'work' }, complete("silent! Switchboard! remove "), 'bang and modifier')
+  h.eq({ 'use' }, complete('Switchb u'), 'subcommand after an abbreviation')
   h.eq({}, complete('Switchboard use home '), 'no third word')
   h.eq({ 'home', 'work' }, complete('Switchboard remove '))
   h.eq({}, complete('Switchboard add '))
@@ -217,4 +264,68 @@ h.test('e2e: remove, a new login shown as not managed, then add', function()
   child:cmd('Switchboard list')
   local listing = child:wait_notify('* new')
   h.contains(listing.msg, 'work  ada.addremove@work.example  Work Org')
+end)
+
+h.test('e2e: setup() naming the binary after a missing one starts the sidecar', function()
+  -- A plugin manager may run setup() only after the status line first tried the default.
+  local scratch, child = started('setup-after-missing')
+  child:lua("require('switchboard').setup({ cmd = '/nonexistent/switchboard' })")
+  child:statusline()
+  child:wait_statusline('switchboard not found', 2000)
+  child:lua("require('switchboard').setup({ cmd = ... })", scratch.bin .. '/switchboard')
+  child:wait_statusline('work', 5000)
+end)
+
+h.test('e2e: setup() again restarts the sidecar only when its options changed', function()
+  local _, child = started('setup-twice')
+  child:statusline()
+  child:wait_statusline('work')
+  local pid = child:wait_for("require('switchboard').info().pid", 2000, 'sidecar pid')
+  child:lua("require('switchboard').setup({ prefix = 'Claude: ' })")
+  child:wait_statusline('Claude: work')
+  h.eq(pid, child:lua("return require('switchboard').info().pid"), 'same sidecar after a change of prefix')
+  child:lua("require('switchboard').setup({ prefix = 'Claude: ', log_level = 'debug' })")
+  child:wait_for(("(require('switchboard').info().pid or %d) ~= %d"):format(pid, pid), 3000, 'a new sidecar after a change of log_level')
+  child:wait_statusline('Claude: work')
+end)
+
+h.test('e2e: after stop() and restart(), a death of the new sidecar still restarts it', function()
+  local _, child = started('stop-restart')
+  child:statusline()
+  child:wait_statusline('work')
+  child:lua("require('switchboard').stop(); require('switchboard').restart()")
+  child:wait_for("require('switchboard').info().status == 'running'", 3000, 'running again')
+  local pid = child:wait_for("require('switchboard').info().pid", 2000, 'sidecar pid')
+  h.truthy(vim.uv.kill(pid, 'sigterm') == 0, 'kill the sidecar')
+  child:wait_statusline('switchboard down', 2000)
+  child:wait_statusline('work', 5000)
+end)
+
+h.test('e2e: a sidecar that keeps dying is restarted with doubling delays up to the cap', function()
+  local scratch = env.scratch('backoff')
+  local child = env.child(scratch)
+  -- A command that dies at once, as a broken install would; short delays keep this quick.
+  child:lua(
+    "require('switchboard').setup({ cmd = { 'sh', '-c', 'exit 3' }, restart = { initial_ms = 100, max_ms = 400 } })"
+  )
+  child:statusline()
+  child:wait_for("require('switchboard').info().restarts >= 4", 5000, 'four restarts')
+  h.eq('switchboard down', child:statusline(), 'status line while it keeps dying')
+  local info = child:lua("return require('switchboard').info()")
+  local delays = {}
+  for _, line in ipairs(vim.fn.readfile(info.log_file)) do
+    local ms = line:match('restarting in (%d+) ms')
+    if ms then
+      delays[#delays + 1] = tonumber(ms)
+    end
+  end
+  h.eq({ 100, 200, 400, 400 }, vim.list_slice(delays, 1, 4), 'restart delays from the log')
+  h.eq('down', info.status, 'info().status')
+  child:cmd('Switchboard list')
+  -- Depending on whether a doomed process is alive at that moment, the request is refused
+  -- at once or fails when it dies; either way the person learns it restarts on its own.
+  local note = child:wait_notify('restarts')
+  h.contains(note.msg, 'switchboard.log', 'the message names the log')
+  h.eq(vim.log.levels.WARN, note.level)
+  h.eq('', vim.trim(child:lua("return vim.fn.execute('messages')")), 'messages')
 end)

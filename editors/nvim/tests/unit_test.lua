@@ -186,3 +186,75 @@ h.test('unit: help file has tags and :help switchboard opens it', function()
   child:cmd('help switchboard-marks')
   h.contains(child:lua("return vim.api.nvim_get_current_line()"), '*switchboard-marks*')
 end)
+
+h.test('unit: checkhealth without the binary says how to get it and still checks shadowing', function()
+  local scratch = env.scratch('health-missing', { CLAUDE_CODE_OAUTH_TOKEN = 'not-a-real-token' })
+  local child = env.child(scratch)
+  child:lua("require('switchboard').setup({ cmd = '/nonexistent/switchboard' })")
+  child:cmd('checkhealth switchboard')
+  local text = table.concat(child:lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)'), '\n')
+  h.contains(text, 'ERROR /nonexistent/switchboard not found')
+  h.contains(text, 'cargo install --path server')
+  h.contains(text, "setup({ cmd = '/path/to/switchboard' })")
+  h.contains(text, 'switchboard: shadowing')
+  h.contains(text, 'CLAUDE_CODE_OAUTH_TOKEN is set')
+  h.not_contains(text, 'not-a-real-token', 'the value of a secret variable')
+end)
+
+h.test('unit: help file parses as vimdoc, fits in 78 columns and every link resolves', function()
+  local path = env.root .. '/doc/switchboard.txt'
+  local lines = vim.fn.readfile(path)
+  local wide = {}
+  for i, line in ipairs(lines) do
+    if vim.fn.strdisplaywidth(line) > 78 then
+      wide[#wide + 1] = ('%d: %s'):format(i, line)
+    end
+  end
+  h.eq({}, wide, 'lines wider than the textwidth of 78 the modeline sets')
+  local text = table.concat(lines, '\n')
+  local root = vim.treesitter.get_string_parser(text, 'vimdoc'):parse()[1]:root()
+  local errors = {}
+  local query = vim.treesitter.query.parse('vimdoc', '(ERROR) @error')
+  for _, node in query:iter_captures(root, text) do
+    local row = node:start()
+    -- The parser takes every modeline for an error, Neovim's own help files' included.
+    if not lines[row + 1]:match('^%s*vim:') then
+      errors[#errors + 1] = ('%d: %s'):format(row + 1, lines[row + 1])
+    end
+  end
+  h.eq({}, errors, 'vimdoc parse errors')
+  local tags = {}
+  for tag in text:gmatch('%*([^%s*|]+)%*') do
+    tags[tag] = true
+  end
+  local unresolved = {}
+  local links = vim.treesitter.query.parse('vimdoc', '(taglink (word) @link)')
+  for _, node in links:iter_captures(root, text) do
+    local link = vim.treesitter.get_node_text(node, text)
+    -- Links to Neovim's own help resolve through its tags file.
+    if not tags[link] and #vim.fn.getcompletion(link, 'help') == 0 then
+      unresolved[#unresolved + 1] = link
+    end
+  end
+  h.eq({}, unresolved, 'links with no tag')
+end)
+
+h.test('unit: a bad :Switchboard line says what is accepted; a second load changes nothing', function()
+  local child = env.child(env.scratch('bad-command'))
+  -- Two copies on the runtimepath, or a manager sourcing plugin/ again, load it twice.
+  child:cmd('runtime! plugin/switchboard.lua')
+  child:cmd('source ' .. vim.fn.fnameescape(env.root .. '/plugin/switchboard.lua'))
+  h.eq(2, child:lua("return vim.fn.exists(':Switchboard')"), ':Switchboard still defined')
+  child:cmd('Switchboard frobnicate')
+  local note = child:wait_notify("unknown subcommand 'frobnicate'")
+  h.contains(note.msg, 'use, list, status, add, remove')
+  h.eq(vim.log.levels.ERROR, note.level)
+  child:cmd('Switchboard use work home')
+  h.eq(vim.log.levels.ERROR, child:wait_notify('too many arguments').level)
+  child:cmd('Switchboard add')
+  child:wait_notify('usage: :Switchboard add NAME')
+  child:cmd('Switchboard remove')
+  child:wait_notify('usage: :Switchboard remove NAME')
+  -- None of these needed the sidecar, so none started it.
+  h.eq('idle', child:lua("return require('switchboard').info().status"), 'sidecar')
+end)

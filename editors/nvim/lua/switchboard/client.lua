@@ -23,10 +23,9 @@ local S = {
   attempt = 0, -- consecutive quick deaths, for the backoff
   timer = nil, -- pending restart
   restart_at = nil,
-  stopping = false, -- set when the plugin itself stops the sidecar
   pending = {}, -- request key -> callback
   next_key = 0,
-  missing_told = false,
+  missing_told = nil, -- the command last told missing, so that each is told once
 }
 
 -- A sidecar that stayed up this long is healthy; its death starts the backoff afresh.
@@ -100,12 +99,6 @@ local function on_exit(generation, code, signal)
   if uptime >= STABLE_MS then
     S.attempt = 0
   end
-  if S.stopping then
-    S.stopping = false
-    state.set_sidecar('idle')
-    fail_pending('the switchboard sidecar was stopped', 'sidecarDown')
-    return
-  end
   log_line(('sidecar exited with code %s, signal %s'):format(tostring(code), tostring(signal)))
   state.set_sidecar('down')
   fail_pending(
@@ -158,8 +151,8 @@ spawn = function()
   local cmd = config.sidecar_command()
   if vim.fn.executable(cmd[1]) ~= 1 then
     state.set_sidecar('missing')
-    if not S.missing_told then
-      S.missing_told = true
+    if S.missing_told ~= cmd[1] then
+      S.missing_told = cmd[1]
       vim.notify(
         ("Switchboard: cannot run '%s'; install it (cargo install --path server) or set setup({ cmd = '/path/to/switchboard' })"):format(
           cmd[1]
@@ -169,7 +162,7 @@ spawn = function()
     end
     return false
   end
-  S.missing_told = false
+  S.missing_told = nil
   S.generation = S.generation + 1
   local generation = S.generation
   local logfile = config.log_file()
@@ -273,31 +266,33 @@ function M.request(method, params, callback)
   end
 end
 
---- Stops the sidecar on purpose: no restart follows.
-function M.stop()
-  clear_timer()
-  S.attempt = 0
-  if S.rpc then
-    S.stopping = true
-    S.rpc.terminate()
-  else
-    state.set_sidecar('idle')
-  end
-end
-
---- Stops the sidecar and starts a new one, for example after `setup()` changed its command.
-function M.restart()
+--- Ends the current sidecar, if any, so that nothing it does later counts: bumping the
+--- generation makes its exit and its answers irrelevant. Deciding here rather than when
+--- the exit arrives means a stop followed at once by a start cannot be mistaken, later, for
+--- a stop of the new sidecar.
+---@param why string
+local function discard(why)
   clear_timer()
   S.attempt = 0
   if S.rpc then
     local old = S.rpc
-    -- Bumping the generation makes the old sidecar's exit and answers irrelevant.
     S.generation = S.generation + 1
     S.rpc = nil
-    fail_pending('the switchboard sidecar was restarted', 'sidecarDown')
+    S.pidfile = nil
+    fail_pending(why, 'sidecarDown')
     old.terminate()
   end
   state.set_sidecar('idle')
+end
+
+--- Stops the sidecar on purpose: no restart follows.
+function M.stop()
+  discard('the switchboard sidecar was stopped')
+end
+
+--- Stops the sidecar and starts a new one, for example after `setup()` changed its command.
+function M.restart()
+  discard('the switchboard sidecar was restarted')
   spawn()
 end
 

@@ -167,6 +167,16 @@ local function starting_with(candidates, prefix)
   end, candidates)
 end
 
+--- Whether a word of a command line is `:Switchboard` itself, as typed: Neovim accepts any
+--- prefix of a user command's name that no other command shares, so the word is checked as a
+--- prefix of the name rather than the name in full.
+---@param word string
+---@return boolean
+local function is_command_word(word)
+  local name = word:gsub('^[^%a]*', ''):gsub('!$', '')
+  return #name >= 1 and name:match('^%u') ~= nil and vim.startswith('Switchboard', name)
+end
+
 --- Completion for `:Switchboard`, from the cached account list.
 ---@param arglead string
 ---@param cmdline string
@@ -177,8 +187,9 @@ function M.complete(arglead, cmdline)
     vim.schedule(client.ensure)
   end
   local words = vim.split(cmdline, '%s+', { trimempty = true })
-  -- Drop modifiers such as `:silent` so that the command itself comes first.
-  while words[1] and not words[1]:match('^%A*Switchboard') do
+  -- Drop modifiers such as `:silent` so that the command itself comes first. The command
+  -- may be any prefix of its name (`:Switchb`), after a range and before a `!`.
+  while words[1] and not is_command_word(words[1]) do
     table.remove(words, 1)
   end
   -- An empty arglead means a new word is starting.

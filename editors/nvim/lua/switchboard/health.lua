@@ -51,10 +51,38 @@ local function status_through_cli(binary)
   return decoded, nil
 end
 
+--- Reports what shadows the stored login: the sidecar's answer when there is one, and the
+--- variables of this Neovim, which every Claude Code started from it inherits.
+---@param status table|nil an `account/status` result
+local function check_shadowing(status)
+  local health = vim.health
+  health.start('switchboard: shadowing')
+  local shadowed = {}
+  for _, name in ipairs(status and status.shadowedBy or {}) do
+    shadowed[name] = true
+  end
+  for _, name in ipairs(SHADOWING_ENV) do
+    local value = vim.env[name]
+    if value ~= nil and value ~= '' then
+      shadowed[name] = true
+    end
+  end
+  local names = vim.tbl_keys(shadowed)
+  table.sort(names)
+  if #names == 0 then
+    health.ok('nothing shadows the stored login')
+  else
+    for _, name in ipairs(names) do
+      health.warn(('%s is set: Claude Code uses it instead of the stored login, so switching has no effect there'):format(name), {
+        ('Unset %s in the environment Claude Code starts from, then restart it'):format(name),
+      })
+    end
+  end
+end
+
 function M.check()
   local health = vim.health
   local config = require('switchboard.config')
-  local state = require('switchboard.state')
   local client = require('switchboard.client')
   local view = require('switchboard.view')
 
@@ -66,6 +94,8 @@ function M.check()
       'Build and install it: cargo install --path server',
       "Or point the plugin at it: require('switchboard').setup({ cmd = '/path/to/switchboard' })",
     })
+    -- A shadowing variable is worth knowing about before the binary is even installed.
+    check_shadowing(nil)
     return
   end
   health.ok('found ' .. path)
@@ -123,28 +153,7 @@ function M.check()
     end
   end
 
-  health.start('switchboard: shadowing')
-  local shadowed = {}
-  for _, name in ipairs(status and status.shadowedBy or {}) do
-    shadowed[name] = true
-  end
-  for _, name in ipairs(SHADOWING_ENV) do
-    local value = vim.env[name]
-    if value ~= nil and value ~= '' then
-      shadowed[name] = true
-    end
-  end
-  local names = vim.tbl_keys(shadowed)
-  table.sort(names)
-  if #names == 0 then
-    health.ok('nothing shadows the stored login')
-  else
-    for _, name in ipairs(names) do
-      health.warn(('%s is set: Claude Code uses it instead of the stored login, so switching has no effect there'):format(name), {
-        ('Unset %s in the environment Claude Code starts from, then restart it'):format(name),
-      })
-    end
-  end
+  check_shadowing(status)
 end
 
 return M

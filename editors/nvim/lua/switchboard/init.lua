@@ -8,19 +8,27 @@ local M = {}
 
 local started_by_statusline = false
 
---- Applies options; see `:help switchboard-setup`. Safe to call more than once: a running
---- sidecar is restarted so that a new `cmd` or `log_level` takes effect.
+--- What the sidecar is started with; a change to it needs a new sidecar.
+local function sidecar_options(config)
+  return { config.sidecar_command(), config.sidecar_env(), config.log_file() }
+end
+
+--- Applies options; see `:help switchboard-setup`. Safe to call more than once: when a
+--- sidecar was started (or could not be) and `cmd`, `log_level` or `log_file` changed, a new
+--- one is started with them; a change of marks or prefix only redraws.
 ---@param opts table|nil
 function M.setup(opts)
   local config = require('switchboard.config')
+  local before = sidecar_options(config)
   local err = config.apply(opts)
   if err then
     vim.notify('Switchboard: setup: ' .. err, vim.log.levels.ERROR)
     return
   end
   local state = require('switchboard.state')
-  local status = state.sidecar()
-  if status == 'starting' or status == 'running' or status == 'down' then
+  -- 'missing' counts as started: a setup() that names the binary, run after the status line
+  -- first tried the default one, must try again rather than leave "not found" up.
+  if state.sidecar() ~= 'idle' and not vim.deep_equal(before, sidecar_options(config)) then
     require('switchboard.client').restart()
   else
     state.refresh()

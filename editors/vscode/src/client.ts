@@ -99,6 +99,13 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private wanted = false;
+  /**
+   * Stops and restarts run one after another: two of them interleaved could each start a
+   * sidecar, or start one after a later stop had already finished.
+   */
+  private lifecycle: Promise<void> = Promise.resolve();
+  /** Bumped by every stop and restart: a restart whose turn comes late sees it was overtaken. */
+  private intent = 0;
 
   /** Fires on every change of `state`. */
   readonly onDidChangeState: Event<SidecarState> = this.stateEmitter.event;
@@ -133,9 +140,48 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     }
   }
 
-  /** Ends the sidecar politely (`shutdown`, `exit`, end of input), killing it if it lingers. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the sidecar politely (`shutdown`, `exit`, end of input), killing it if it lingers.
+   * Once it resolves no sidecar runs, even when a restart was still under way.
+   */
+  stop(): Promise<void> {
+    this.intent += 1;
     this.wanted = false;
+    this.clearRestartTimer();
+    return this.serially(() => this.halt());
+  }
+
+  /**
+   * Starts a fresh sidecar now, forgetting earlier failures, unless a stop or restart asked
+   * for after this one overtakes it.
+   */
+  restart(): Promise<void> {
+    const intent = ++this.intent;
+    return this.serially(async () => {
+      await this.halt();
+      if (intent === this.intent) {
+        this.failures = 0;
+        this.start();
+      }
+    });
+  }
+
+  /** Changes how the sidecar is started; a running one is restarted to pick it up. */
+  async configure(command: string, env: NodeJS.ProcessEnv): Promise<void> {
+    this.options.command = command;
+    this.options.env = env;
+    if (this.wanted) {
+      await this.restart();
+    }
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    const done = this.lifecycle.then(step);
+    this.lifecycle = done.catch(() => undefined);
+    return done;
+  }
+
+  private async halt(): Promise<void> {
     this.clearRestartTimer();
     const child = this.child;
     const connection = this.connection;
@@ -161,22 +207,6 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     }
     connection?.dispose();
     this.setState({ kind: "stopped" });
-  }
-
-  /** Changes how the sidecar is started; a running one is restarted to pick it up. */
-  async configure(command: string, env: NodeJS.ProcessEnv): Promise<void> {
-    this.options.command = command;
-    this.options.env = env;
-    if (this.wanted) {
-      await this.restart();
-    }
-  }
-
-  /** Starts a fresh sidecar now, forgetting earlier failures. */
-  async restart(): Promise<void> {
-    await this.stop();
-    this.failures = 0;
-    this.start();
   }
 
   dispose(): void {

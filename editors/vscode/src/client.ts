@@ -106,6 +106,8 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   private lifecycle: Promise<void> = Promise.resolve();
   /** Bumped by every stop and restart: a restart whose turn comes late sees it was overtaken. */
   private intent = 0;
+  /** The tail of the chain the account changes (use, add, remove) are sent through. */
+  private changes: Promise<unknown> = Promise.resolve();
 
   /** Fires on every change of `state`. */
   readonly onDidChangeState: Event<SidecarState> = this.stateEmitter.event;
@@ -225,15 +227,27 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   }
 
   use(alias: string): Promise<UseResult> {
-    return this.request(Method.use, { alias });
+    return this.inOrder(() => this.request(Method.use, { alias }));
   }
 
   add(alias: string): Promise<Account> {
-    return this.request(Method.add, { alias });
+    return this.inOrder(() => this.request(Method.add, { alias }));
   }
 
   remove(alias: string): Promise<RemoveResult> {
-    return this.request(Method.remove, { alias });
+    return this.inOrder(() => this.request(Method.remove, { alias }));
+  }
+
+  /**
+   * Sends an account change once every earlier one has been answered. The sidecar runs
+   * requests concurrently and takes its vault lock in whatever order they get there, so two
+   * quick switches sent together could be applied in either order; one at a time, the account
+   * picked last is the one Claude Code ends up with. Reads (list, status) need no such order.
+   */
+  private inOrder<R>(send: () => Promise<R>): Promise<R> {
+    const answer = this.changes.then(send);
+    this.changes = answer.catch(() => undefined);
+    return answer;
   }
 
   private async request<R>(method: string, params: object): Promise<R> {

@@ -235,3 +235,24 @@ describe("against the real sidecar", () => {
     controller.dispose();
   });
 });
+
+describe("against the real sidecar, under stress", () => {
+  it("ends on the account picked last after quick switches, and the status bar agrees", async () => {
+    const { client } = await twoAccounts();
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(client, (view) => views.push(view));
+    await controller.refresh();
+    for (const round of [0, 1, 2]) {
+      const targets = ["home", "work", "home", "work", "home", "work"];
+      if (round % 2 === 1) {
+        targets.push("home");
+      }
+      const last = targets.at(-1)!;
+      const answers = await Promise.all(targets.map((alias) => client.use(alias)));
+      expect(answers.map((answer) => answer.active.alias)).toEqual(targets);
+      expect((await client.list()).active).toBe(last);
+      await vi.waitFor(() => expect(views.at(-1)?.text).toBe(`$(account) ${last}`));
+    }
+    controller.dispose();
+  });
+});

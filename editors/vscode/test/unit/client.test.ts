@@ -122,3 +122,17 @@ describe("SwitchboardClient life cycle", () => {
     expect(running).toEqual([sidecar.pid]);
   });
 });
+
+describe("SwitchboardClient request order", () => {
+  it("sends account changes one at a time, in the order they were asked for", async () => {
+    // The sidecar runs requests concurrently, so two quick switches could land in either
+    // order and leave Claude on the account the person picked first.
+    const { sidecar, lines } = stubClient({ STUB_USE_DELAY_MS: "50" });
+    sidecar.start();
+    const targets = ["home", "work", "home", "work", "home"];
+    const answers = await Promise.all(targets.map((alias) => sidecar.use(alias)));
+    expect(answers.map((answer) => answer.active.alias)).toEqual(targets);
+    expect(lines.filter((line) => line.startsWith("overlapping"))).toEqual([]);
+    expect((await sidecar.list()).active).toBe("home");
+  });
+});

@@ -5,7 +5,8 @@
  */
 
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -253,6 +254,30 @@ describe("against the real sidecar, under stress", () => {
       expect((await client.list()).active).toBe(last);
       await vi.waitFor(() => expect(views.at(-1)?.text).toBe(`$(account) ${last}`));
     }
+    controller.dispose();
+  });
+
+  it("shows a vault it cannot read on the status bar, and recovers once it is repaired", async () => {
+    scene = await Scene.start();
+    await scene.addAccounts({ home: HOME_ACCOUNT, work: WORK });
+    const catalog = path.join(scene.env.SWITCHBOARD_HOME!, "catalog.json");
+    const good = await readFile(catalog, "utf8");
+    await writeFile(catalog, "{not json");
+    const client = scene.startClient();
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(client, (view) => views.push(view));
+    await vi.waitFor(() => expect(views.at(-1)?.text).toBe("$(warning) Switchboard"), {
+      timeout: 10_000,
+    });
+    expect(views.at(-1)?.tooltip).toContain("catalog.json is corrupt");
+    const err = await client.use("home").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(errorKind(err)).toBe("storeUnavailable");
+    await writeFile(catalog, good);
+    controller.tick();
+    await vi.waitFor(() => expect(views.at(-1)?.text).toBe("$(account) work"), { timeout: 5000 });
     controller.dispose();
   });
 });

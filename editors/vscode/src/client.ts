@@ -99,6 +99,15 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private wanted = false;
+  /**
+   * Stops and restarts run one after another: two of them interleaved could each start a
+   * sidecar, or start one after a later stop had already finished.
+   */
+  private lifecycle: Promise<void> = Promise.resolve();
+  /** Bumped by every stop and restart: a restart whose turn comes late sees it was overtaken. */
+  private intent = 0;
+  /** The tail of the chain the account changes (use, add, remove) are sent through. */
+  private changes: Promise<unknown> = Promise.resolve();
 
   /** Fires on every change of `state`. */
   readonly onDidChangeState: Event<SidecarState> = this.stateEmitter.event;
@@ -133,9 +142,48 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     }
   }
 
-  /** Ends the sidecar politely (`shutdown`, `exit`, end of input), killing it if it lingers. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the sidecar politely (`shutdown`, `exit`, end of input), killing it if it lingers.
+   * Once it resolves no sidecar runs, even when a restart was still under way.
+   */
+  stop(): Promise<void> {
+    this.intent += 1;
     this.wanted = false;
+    this.clearRestartTimer();
+    return this.serially(() => this.halt());
+  }
+
+  /**
+   * Starts a fresh sidecar now, forgetting earlier failures, unless a stop or restart asked
+   * for after this one overtakes it.
+   */
+  restart(): Promise<void> {
+    const intent = ++this.intent;
+    return this.serially(async () => {
+      await this.halt();
+      if (intent === this.intent) {
+        this.failures = 0;
+        this.start();
+      }
+    });
+  }
+
+  /** Changes how the sidecar is started; a running one is restarted to pick it up. */
+  async configure(command: string, env: NodeJS.ProcessEnv): Promise<void> {
+    this.options.command = command;
+    this.options.env = env;
+    if (this.wanted) {
+      await this.restart();
+    }
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    const done = this.lifecycle.then(step);
+    this.lifecycle = done.catch(() => undefined);
+    return done;
+  }
+
+  private async halt(): Promise<void> {
     this.clearRestartTimer();
     const child = this.child;
     const connection = this.connection;
@@ -163,22 +211,6 @@ export class SwitchboardClient implements AccountsApi, Disposable {
     this.setState({ kind: "stopped" });
   }
 
-  /** Changes how the sidecar is started; a running one is restarted to pick it up. */
-  async configure(command: string, env: NodeJS.ProcessEnv): Promise<void> {
-    this.options.command = command;
-    this.options.env = env;
-    if (this.wanted) {
-      await this.restart();
-    }
-  }
-
-  /** Starts a fresh sidecar now, forgetting earlier failures. */
-  async restart(): Promise<void> {
-    await this.stop();
-    this.failures = 0;
-    this.start();
-  }
-
   dispose(): void {
     void this.stop().finally(() => {
       this.stateEmitter.dispose();
@@ -195,15 +227,27 @@ export class SwitchboardClient implements AccountsApi, Disposable {
   }
 
   use(alias: string): Promise<UseResult> {
-    return this.request(Method.use, { alias });
+    return this.inOrder(() => this.request(Method.use, { alias }));
   }
 
   add(alias: string): Promise<Account> {
-    return this.request(Method.add, { alias });
+    return this.inOrder(() => this.request(Method.add, { alias }));
   }
 
   remove(alias: string): Promise<RemoveResult> {
-    return this.request(Method.remove, { alias });
+    return this.inOrder(() => this.request(Method.remove, { alias }));
+  }
+
+  /**
+   * Sends an account change once every earlier one has been answered. The sidecar runs
+   * requests concurrently and takes its vault lock in whatever order they get there, so two
+   * quick switches sent together could be applied in either order; one at a time, the account
+   * picked last is the one Claude Code ends up with. Reads (list, status) need no such order.
+   */
+  private inOrder<R>(send: () => Promise<R>): Promise<R> {
+    const answer = this.changes.then(send);
+    this.changes = answer.catch(() => undefined);
+    return answer;
   }
 
   private async request<R>(method: string, params: object): Promise<R> {

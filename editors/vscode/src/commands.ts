@@ -11,7 +11,13 @@ import type { AccountsApi } from "./client";
 import { switchFollowUp } from "./claude";
 import { Action, describeError, type Operation } from "./errors";
 import { accountPickItems, type AccountPickItem } from "./picks";
-import { aliasProblem, type Account, type ListResult, type StatusResult } from "./protocol";
+import {
+  aliasProblem,
+  type Account,
+  type ListResult,
+  type StatusResult,
+  type UseResult,
+} from "./protocol";
 import { describeExpiry, describeState, identityLine, describeAgo } from "./view";
 
 export type Severity = "info" | "warning" | "error";
@@ -96,23 +102,37 @@ export class Commands {
       target = picked.account.alias;
     }
     const chosen = target;
+    let result: UseResult;
     try {
-      const result = await this.ui.withProgress(`Switching to '${chosen}'…`, () =>
+      result = await this.ui.withProgress(`Switching to '${chosen}'…`, () =>
         this.api.use(chosen),
       );
-      const followUp = switchFollowUp(result, this.ui.isClaudeExtensionInstalled());
-      const choice = await this.ui.showMessage(
-        followUp.severity,
-        followUp.message,
-        {},
-        ...followUp.actions.map((action) => action.title),
-      );
-      const action = followUp.actions.find((candidate) => candidate.title === choice);
-      if (action !== undefined) {
-        await this.ui.executeCommand(action.command);
-      }
     } catch (err) {
       await this.report(err, { verb: "switch", alias: chosen }, () => this.switchAccount(chosen));
+      return;
+    }
+    // From here on the switch has happened: a failure to open Claude or reload must be told
+    // as that, never as a failed switch.
+    const followUp = switchFollowUp(result, this.ui.isClaudeExtensionInstalled());
+    const choice = await this.ui.showMessage(
+      followUp.severity,
+      followUp.message,
+      {},
+      ...followUp.actions.map((action) => action.title),
+    );
+    const action = followUp.actions.find((candidate) => candidate.title === choice);
+    if (action !== undefined) {
+      try {
+        await this.ui.executeCommand(action.command);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        this.log(`${action.command} failed after switching to '${chosen}': ${why}`);
+        await this.ui.showMessage(
+          "warning",
+          `Switched to '${result.active.alias}', but ${action.title} failed: ${why}`,
+          {},
+        );
+      }
     }
   }
 

@@ -111,9 +111,20 @@ export function describeError(err: unknown, op: Operation): ErrorReport {
     case "storeUnavailable":
       return report("error", `${capitalise(serverMessage)}.`, [Action.showLog]);
     default:
-      return report("error", `Switchboard could not ${op.verb}: ${serverMessage}`, [Action.showLog]);
+      return report("error", `Switchboard could not ${DOING[op.verb]}: ${serverMessage}`, [
+        Action.showLog,
+      ]);
   }
 }
+
+/** Each operation as the object of "could not …". */
+const DOING: Record<Operation["verb"], string> = {
+  switch: "switch",
+  add: "add the account",
+  remove: "remove the account",
+  status: "check the status",
+  list: "list the accounts",
+};
 
 function retryHint(ms: number | undefined): string {
   return ms === undefined ? "" : `; try again in ${Math.max(1, Math.ceil(ms / 1000))} s`;

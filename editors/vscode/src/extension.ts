@@ -16,7 +16,10 @@ import { Commands, type Severity, type Ui } from "./commands";
 import { resolveCommand, sidecarEnv } from "./config";
 import { StatusController, type StatusBarView } from "./view";
 
-/** How often the status bar is drawn again so relative expiry times stay true. */
+/**
+ * How often the status bar is drawn again so relative expiry times stay true, and a failed
+ * account list is asked for again.
+ */
 const RERENDER_MS = 30_000;
 
 let client: SwitchboardClient | undefined;
@@ -35,7 +38,7 @@ export function activate(context: vscode.ExtensionContext): void {
   item.name = "Switchboard";
   const status = new StatusController(sidecar, (view) => drawStatusBar(item, view), { log });
   item.show();
-  const timer = setInterval(() => status.update(), RERENDER_MS);
+  const timer = setInterval(() => status.tick(), RERENDER_MS);
 
   const commands = new Commands(sidecar, sidecar, vscodeUi(output), Date.now, log);
   context.subscriptions.push(

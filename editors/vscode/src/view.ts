@@ -96,6 +96,7 @@ export function statusBarView(
   sidecar: SidecarState,
   accounts: ListResult | null,
   now: number,
+  listFailure: string | null = null,
 ): StatusBarView {
   switch (sidecar.kind) {
     case "down":
@@ -130,6 +131,20 @@ export function statusBarView(
       break;
     case "running":
       break;
+  }
+  if (listFailure !== null) {
+    // A sidecar that runs but cannot read the vault or Claude's store (a file that does not
+    // parse, say) answers every request with that error; showing the last accounts, or a
+    // spinner, would hide it. The switch command lists again and offers the log.
+    return {
+      text: "$(warning) Switchboard",
+      tooltip: [
+        `Switchboard cannot read the accounts: ${listFailure}`,
+        "Click to try again; the log has the details.",
+      ].join("\n"),
+      background: "warning",
+      command: SWITCH_COMMAND,
+    };
   }
   if (accounts === null) {
     return {
@@ -221,6 +236,8 @@ export interface StatusControllerOptions {
  */
 export class StatusController implements Disposable {
   private latest: ListResult | null = null;
+  /** Why the last `account/list` failed, until a list or a notification succeeds. */
+  private listFailure: string | null = null;
   /** Counts notifications so an older `account/list` answer never overwrites a newer one. */
   private generation = 0;
   private readonly subscriptions: Disposable[];
@@ -244,6 +261,7 @@ export class StatusController implements Disposable {
       source.onDidChangeAccounts((params) => {
         this.generation += 1;
         this.latest = toListResult(params);
+        this.listFailure = null;
         this.update();
       }),
     ];
@@ -262,16 +280,34 @@ export class StatusController implements Disposable {
       const result = await this.source.list();
       if (generation === this.generation) {
         this.latest = result;
+        this.listFailure = null;
         this.update();
       }
     } catch (err) {
-      this.log(`account/list failed: ${err instanceof Error ? err.message : String(err)}`);
+      const message = err instanceof Error ? err.message : String(err);
+      this.log(`account/list failed: ${message}`);
+      if (generation === this.generation && this.source.state.kind === "running") {
+        this.listFailure = message;
+        this.update();
+      }
     }
   }
 
   /** Renders again, for example to bring the relative expiry time up to date. */
   update(): void {
-    this.render(statusBarView(this.source.state, this.latest, this.now()));
+    this.render(statusBarView(this.source.state, this.latest, this.now(), this.listFailure));
+  }
+
+  /**
+   * The periodic beat: renders again, and asks for the list again while the last one failed,
+   * since a repaired file may bring no notification.
+   */
+  tick(): void {
+    if (this.listFailure !== null && this.source.state.kind === "running") {
+      void this.refresh();
+    } else {
+      this.update();
+    }
   }
 
   dispose(): void {

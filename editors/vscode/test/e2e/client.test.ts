@@ -5,7 +5,8 @@
  */
 
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -232,6 +233,51 @@ describe("against the real sidecar", () => {
           .join("; "),
     );
     expect(worst).toBeLessThanOrEqual(NOTIFICATION_BUDGET_MS);
+    controller.dispose();
+  });
+});
+
+describe("against the real sidecar, under stress", () => {
+  it("ends on the account picked last after quick switches, and the status bar agrees", async () => {
+    const { client } = await twoAccounts();
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(client, (view) => views.push(view));
+    await controller.refresh();
+    for (const round of [0, 1, 2]) {
+      const targets = ["home", "work", "home", "work", "home", "work"];
+      if (round % 2 === 1) {
+        targets.push("home");
+      }
+      const last = targets.at(-1)!;
+      const answers = await Promise.all(targets.map((alias) => client.use(alias)));
+      expect(answers.map((answer) => answer.active.alias)).toEqual(targets);
+      expect((await client.list()).active).toBe(last);
+      await vi.waitFor(() => expect(views.at(-1)?.text).toBe(`$(account) ${last}`));
+    }
+    controller.dispose();
+  });
+
+  it("shows a vault it cannot read on the status bar, and recovers once it is repaired", async () => {
+    scene = await Scene.start();
+    await scene.addAccounts({ home: HOME_ACCOUNT, work: WORK });
+    const catalog = path.join(scene.env.SWITCHBOARD_HOME!, "catalog.json");
+    const good = await readFile(catalog, "utf8");
+    await writeFile(catalog, "{not json");
+    const client = scene.startClient();
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(client, (view) => views.push(view));
+    await vi.waitFor(() => expect(views.at(-1)?.text).toBe("$(warning) Switchboard"), {
+      timeout: 10_000,
+    });
+    expect(views.at(-1)?.tooltip).toContain("catalog.json is corrupt");
+    const err = await client.use("home").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(errorKind(err)).toBe("storeUnavailable");
+    await writeFile(catalog, good);
+    controller.tick();
+    await vi.waitFor(() => expect(views.at(-1)?.text).toBe("$(account) work"), { timeout: 5000 });
     controller.dispose();
   });
 });

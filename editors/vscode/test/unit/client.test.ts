@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { SidecarUnavailable, SwitchboardClient, type SidecarState } from "../../src/client";
+import { alive, makeStub } from "./stub";
 
 const clients: SwitchboardClient[] = [];
 
@@ -75,5 +76,63 @@ describe("SwitchboardClient process handling", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(states.length).toBe(seen);
     expect(downDelays(states)).toEqual([]);
+  });
+});
+
+/** A client of the stub sidecar, which records every pid it runs under. */
+function stubClient(env: NodeJS.ProcessEnv = {}) {
+  const stub = makeStub();
+  const lines: string[] = [];
+  const sidecar = new SwitchboardClient({
+    command: stub.command,
+    env: { ...process.env, STUB_PIDFILE: stub.pidfile, ...env },
+    log: (line) => lines.push(line),
+    backoff: { initialMs: 20, maxMs: 70, healthyAfterMs: 60_000 },
+  });
+  clients.push(sidecar);
+  return { sidecar, stub, lines };
+}
+
+describe("SwitchboardClient life cycle", () => {
+  it("leaves no sidecar behind when stopped while a restart is under way", async () => {
+    // Deactivating the extension while a settings change restarts the sidecar used to start a
+    // fresh sidecar after the stop had finished: a process nobody would ever end.
+    const { sidecar, stub } = stubClient();
+    sidecar.start();
+    await vi.waitFor(() => expect(sidecar.state.kind).toBe("running"), { timeout: 5000 });
+    const restarting = sidecar.restart();
+    await sidecar.stop();
+    await restarting;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sidecar.state.kind).toBe("stopped");
+    expect(sidecar.pid).toBeUndefined();
+    expect(stub.pids().filter(alive)).toEqual([]);
+  });
+
+  it("runs exactly one sidecar after restarts asked for at once, and says it runs", async () => {
+    // Typing a path into the settings editor fires one configuration change per keystroke.
+    const { sidecar, stub } = stubClient();
+    sidecar.start();
+    await vi.waitFor(() => expect(sidecar.state.kind).toBe("running"), { timeout: 5000 });
+    await Promise.all([sidecar.restart(), sidecar.restart(), sidecar.restart()]);
+    await vi.waitFor(() => expect(sidecar.state.kind).toBe("running"), { timeout: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sidecar.state.kind).toBe("running");
+    const running = stub.pids().filter(alive);
+    expect(running).toEqual([sidecar.pid]);
+  });
+});
+
+describe("SwitchboardClient request order", () => {
+  it("sends account changes one at a time, in the order they were asked for", async () => {
+    // The sidecar runs requests concurrently, so two quick switches could land in either
+    // order and leave Claude on the account the person picked first.
+    const { sidecar, lines } = stubClient({ STUB_USE_DELAY_MS: "50" });
+    sidecar.start();
+    const targets = ["home", "work", "home", "work", "home"];
+    const answers = await Promise.all(targets.map((alias) => sidecar.use(alias)));
+    expect(answers.map((answer) => answer.active.alias)).toEqual(targets);
+    expect(lines.filter((line) => line.startsWith("overlapping"))).toEqual([]);
+    expect((await sidecar.list()).active).toBe("home");
   });
 });

@@ -290,6 +290,84 @@ describe("switchAccount with the Claude Code extension", () => {
   });
 });
 
+describe("switchAccount when the follow-up fails", () => {
+  it("never reports a switch that succeeded as failed when Claude cannot be opened", async () => {
+    ui.claudeInstalled = true;
+    ui.messageAnswers = ["Open Claude"];
+    ui.executeCommand = (command: string) => {
+      ui.executed.push(command);
+      return Promise.reject(new Error("command 'claude-vscode.focus' not found"));
+    };
+    await commands.switchAccount("home");
+    expect(api.calls).toEqual(["use home"]);
+    expect(ui.shown.map((shown) => shown.message)).not.toContainEqual(
+      expect.stringMatching(/could not switch/),
+    );
+    expect(ui.shown[1].severity).toBe("warning");
+    expect(ui.shown[1].message).toBe(
+      "Switched to 'home', but Open Claude failed: command 'claude-vscode.focus' not found",
+    );
+  });
+});
+
+describe("every command while the sidecar is down", () => {
+  const down = (): Promise<never> => Promise.reject(new SidecarUnavailable("exited with code 1"));
+  const cases: Array<[string, () => Promise<void>]> = [
+    ["switch from the pick list", () => commands.switchAccount()],
+    ["switch to a named account", () => commands.switchAccount("home")],
+    ["add", () => commands.addAccount()],
+    ["remove", () => commands.removeAccount()],
+    ["status", () => commands.showStatus()],
+  ];
+  for (const [name, run] of cases) {
+    it(`${name}: says so, offers the log and a restart, and restarts on request`, async () => {
+      api.listAnswer = down;
+      api.useAnswer = down;
+      api.statusAnswer = down;
+      ui.messageAnswers = ["Restart Sidecar"];
+      await run();
+      expect(ui.shown).toHaveLength(1);
+      expect(ui.shown[0]).toMatchObject({
+        severity: "error",
+        message: "The Switchboard sidecar is not running: exited with code 1.",
+        actions: ["Show Log", "Restart Sidecar"],
+      });
+      expect(restarts).toBe(1);
+    });
+  }
+
+  it("add and remove: report a sidecar that died after the list", async () => {
+    ui.inputAnswer = () => "third";
+    api.addAnswer = down;
+    await commands.addAccount();
+    ui.pickAnswer = pickAlias("home");
+    ui.messageAnswers = ["Remove"];
+    api.removeAnswer = down;
+    await commands.removeAccount();
+    const errors = ui.shown.filter((shown) => shown.severity === "error");
+    expect(errors.map((shown) => shown.message)).toEqual([
+      "The Switchboard sidecar is not running: exited with code 1.",
+      "The Switchboard sidecar is not running: exited with code 1.",
+    ]);
+  });
+});
+
+describe("errors nobody planned for", () => {
+  it("are shown with the operation and the log, never thrown at VS Code", async () => {
+    const broken = (): Promise<never> => Promise.reject(new Error("socket hang up"));
+    api.statusAnswer = broken;
+    await commands.showStatus();
+    api.listAnswer = broken;
+    await commands.removeAccount();
+    await commands.addAccount();
+    expect(ui.shown.map((shown) => [shown.message, shown.actions])).toEqual([
+      ["Switchboard could not check the status: socket hang up", ["Show Log"]],
+      ["Switchboard could not remove the account: socket hang up", ["Show Log"]],
+      ["Switchboard could not add the account: socket hang up", ["Show Log"]],
+    ]);
+  });
+});
+
 describe("addAccount", () => {
   it("names the unmanaged login it will add and adds it under the typed alias", async () => {
     api.listAnswer = () => Promise.resolve(list({ active: null, unmanaged: unmanaged() }));

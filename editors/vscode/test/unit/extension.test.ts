@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as vscode from "vscode";
 
 import { activate, deactivate, vscodeUi } from "../../src/extension";
+import { alive, makeStub } from "./stub";
 import { fake } from "./vscode";
 
 interface Manifest {
@@ -39,6 +40,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   await deactivate();
+  vi.unstubAllEnvs();
   for (const subscription of ctx.subscriptions) {
     subscription.dispose();
   }
@@ -114,6 +116,76 @@ describe("activate", () => {
     await vi.waitFor(() =>
       expect(channel.lines.some((line) => line.includes("starting /elsewhere/switchboard"))).toBe(true),
     );
+  });
+});
+
+describe("activate with a sidecar that runs", () => {
+  /** The stand-in sidecar as switchboard.path; the editor's environment tells it its pidfile. */
+  function sidecarStub(): ReturnType<typeof makeStub> {
+    const stub = makeStub();
+    fake.settings["switchboard.path"] = stub.command;
+    vi.stubEnv("STUB_PIDFILE", stub.pidfile);
+    return stub;
+  }
+
+  function changeSettings(): void {
+    for (const listener of fake.configurationListeners) {
+      listener({ affectsConfiguration: (section: string) => section === "switchboard" });
+    }
+  }
+
+  it("feeds the sidecar's stderr to the output channel and draws its accounts", async () => {
+    const stub = sidecarStub();
+    activate(ctx);
+    const channel = fake.outputChannels[0];
+    const item = fake.statusBarItems[0];
+    await vi.waitFor(() => expect(stub.pids()).toHaveLength(1), { timeout: 5000 });
+    await vi.waitFor(() => expect(item.text).toBe("$(account) work"), { timeout: 5000 });
+    expect(channel.lines.some((line) => /^stub started pid=\d+ /.test(line))).toBe(true);
+    expect(item.command).toBe("switchboard.switchAccount");
+  });
+
+  it("applies a new log level at once by restarting the sidecar with it", async () => {
+    const stub = sidecarStub();
+    activate(ctx);
+    const channel = fake.outputChannels[0];
+    await vi.waitFor(
+      () => expect(channel.lines.some((line) => line.endsWith("RUST_LOG=switchboard=info"))).toBe(true),
+      { timeout: 5000 },
+    );
+    fake.settings["switchboard.logLevel"] = "debug";
+    changeSettings();
+    await vi.waitFor(
+      () => expect(channel.lines.some((line) => line.endsWith("RUST_LOG=switchboard=debug"))).toBe(true),
+      { timeout: 5000 },
+    );
+    await vi.waitFor(() => expect(stub.pids().filter(alive)).toHaveLength(1), { timeout: 5000 });
+  });
+
+  it("ends the sidecar on deactivate, even while a settings change restarts it", async () => {
+    const stub = sidecarStub();
+    activate(ctx);
+    await vi.waitFor(() => expect(fake.statusBarItems[0].text).toBe("$(account) work"), {
+      timeout: 5000,
+    });
+    fake.settings["switchboard.logLevel"] = "trace";
+    changeSettings();
+    await deactivate();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(stub.pids().length).toBeGreaterThan(0);
+    expect(stub.pids().filter(alive)).toEqual([]);
+  });
+
+  it("restarts the sidecar from the palette", async () => {
+    const stub = sidecarStub();
+    activate(ctx);
+    await vi.waitFor(() => expect(stub.pids()).toHaveLength(1), { timeout: 5000 });
+    await vscode.commands.executeCommand("switchboard.restartSidecar");
+    await vi.waitFor(() => expect(stub.pids()).toHaveLength(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(fake.statusBarItems[0].text).toBe("$(account) work"), {
+      timeout: 5000,
+    });
+    expect(stub.pids().filter(alive)).toEqual([stub.pids()[1]]);
   });
 });
 

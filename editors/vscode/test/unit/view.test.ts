@@ -97,6 +97,33 @@ describe("statusBarView", () => {
     expect(view.text).toBe("$(sync~spin) Switchboard");
   });
 
+  it("shows why the accounts cannot be read instead of a spinner or the last accounts", () => {
+    const failure = "the vault: /v/catalog.json is corrupt: it is not valid JSON (line 1, column 2)";
+    for (const accounts of [null, withActiveState("ok")]) {
+      const view = statusBarView(running, accounts, NOW, failure);
+      expect(view.text).toBe("$(warning) Switchboard");
+      expect(view.background).toBe("warning");
+      expect(view.tooltip).toContain(`cannot read the accounts: ${failure}`);
+      expect(view.command).toBe(SWITCH_COMMAND);
+    }
+    const down: SidecarState = { kind: "down", reason: "exited with code 1", retryInMs: 500 };
+    expect(statusBarView(down, null, NOW, failure).text).toBe("$(debug-disconnect) Switchboard");
+  });
+
+  it("says it is reading the accounts while a running sidecar has not answered yet", () => {
+    const view = statusBarView(running, null, NOW);
+    expect(view.text).toBe("$(sync~spin) Switchboard");
+    expect(view.tooltip).toBe("Reading Switchboard's accounts…");
+    expect(view.command).toBe(SWITCH_COMMAND);
+  });
+
+  it("warns about an unmanaged login whose token has expired", () => {
+    const accounts = list({ active: null, accounts: [], unmanaged: unmanaged({ state: "expired" }) });
+    const view = statusBarView(running, accounts, NOW);
+    expect(view.background).toBe("warning");
+    expect(view.tooltip).not.toContain("Click to switch");
+  });
+
   it("shows a stopped sidecar", () => {
     const view = statusBarView({ kind: "stopped" }, list(), NOW);
     expect(view.text).toBe("$(circle-slash) Switchboard");
@@ -186,6 +213,36 @@ describe("StatusController", () => {
     slow.resolve(list());
     await refreshing;
     expect(views.at(-1)?.text).toBe("$(account) home");
+    controller.dispose();
+  });
+
+  it("shows a failed account list, and clears it once a later list succeeds", async () => {
+    const source = new ScriptedSource();
+    source.state = running;
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(source, (view) => views.push(view), { now: () => NOW });
+    source.listAnswers.push(Promise.reject(new Error("the vault: catalog.json is corrupt")));
+    await controller.refresh();
+    expect(views.at(-1)?.text).toBe("$(warning) Switchboard");
+    expect(views.at(-1)?.tooltip).toContain("the vault: catalog.json is corrupt");
+    source.listAnswers.push(Promise.resolve(list()));
+    controller.tick();
+    await vi.waitFor(() => expect(views.at(-1)?.text).toBe("$(account) work"));
+    expect(source.listCalls).toBe(2);
+    controller.tick();
+    expect(source.listCalls).toBe(2);
+    controller.dispose();
+  });
+
+  it("clears a failed account list when a notification brings the accounts", async () => {
+    const source = new ScriptedSource();
+    source.state = running;
+    const views: StatusBarView[] = [];
+    const controller = new StatusController(source, (view) => views.push(view), { now: () => NOW });
+    source.listAnswers.push(Promise.reject(new Error("credential store is not valid json")));
+    await controller.refresh();
+    source.changeEmitter.fire(didChange(list(), "external", true));
+    expect(views.at(-1)?.text).toBe("$(account) work");
     controller.dispose();
   });
 

@@ -391,3 +391,24 @@ async fn k04_use_of_the_blanked_account_is_refused_when_its_lineage_is_dead() {
     let output = scratch.cli(&["use", "home"]).await;
     assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[tokio::test]
+async fn k13_adding_after_a_logout_warns_that_the_first_account_was_revoked() {
+    let scratch = Scratch::new().await;
+    let work = scratch.account("ada@example.com", "Example Corp");
+    scratch.login(&work).await;
+    assert!(scratch.cli(&["add", "work"]).await.status.success());
+    let lineage = scratch.report().lineages[0].lineage.clone();
+    scratch.fake.control().revoke_lineage(&lineage).unwrap();
+    std::fs::remove_file(scratch.credentials_path()).unwrap();
+
+    let home = scratch.account("ada@home.example", "Ada's Individual Org");
+    scratch.login(&home).await;
+    let output = scratch.cli(&["add", "home"]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("work") && stderr.contains("revoked") && stderr.contains("/logout"),
+        "the person adding accounts is told the first one was lost: {stderr}"
+    );
+}

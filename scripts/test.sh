@@ -19,7 +19,10 @@ export FAKE_CLAUDE_BIN="$root/target/debug/fake-claude"
 export CLAUDE_NATIVE_BIN="$root/.tools/claude/native/package/claude"
 export CLAUDE_LEGACY_JS="$root/.tools/claude/legacy/package/cli.js"
 
-cargo test --workspace --locked
+# The soak runs on its own with its output shown, so that the CI log carries its counts
+# (SWITCHBOARD_SOAK_SECS, default 6, sets how long it runs).
+cargo test --workspace --locked -- --skip soak_no_lineage_lost_and_no_token_spent_twice
+cargo test -p switchboard-tests --test soak --locked -- --nocapture
 
 for editor in nvim vscode; do
   if [ -f "editors/$editor/scripts/test.sh" ]; then

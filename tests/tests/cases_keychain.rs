@@ -422,3 +422,43 @@ async fn k17_keychain_no_token_in_any_argv_output_or_log() {
     let writes = world.keychain.records().iter().filter(|r| r["interactive"].is_string()).count();
     assert!(writes >= 2, "the switches wrote through security -i");
 }
+
+fn blank_item(world: &KeychainScratch) {
+    let mut item = world.read_item().unwrap();
+    item["claudeAiOauth"]["accessToken"] = json!("");
+    item["claudeAiOauth"]["refreshToken"] = json!("");
+    item["claudeAiOauth"]["expiresAt"] = json!(0);
+    world.write_item(&item);
+}
+
+#[tokio::test]
+async fn k04_keychain_use_of_the_blanked_account_installs_its_snapshot_when_it_still_works() {
+    let world = KeychainScratch::new().await;
+    let (service, _work, home) = two_accounts(&world).await;
+    service.use_account("work").await.unwrap();
+    service.use_account("home").await.unwrap();
+    assert_eq!(world.live_login()["accountUuid"], home.ids.account_uuid.as_str());
+    let home_refresh = world.snapshot_refresh_token(&home);
+    blank_item(&world);
+
+    let used = service.use_account("home").await.expect("home's snapshot is still good");
+    assert_eq!(used.active.state, AccountState::Ok, "{used:?}");
+    assert_eq!(world.live_refresh_token(), home_refresh, "the snapshot was installed");
+    assert_eq!(world.report().reuses, 0);
+}
+
+#[tokio::test]
+async fn k04_keychain_use_of_the_blanked_account_is_refused_when_its_lineage_is_dead() {
+    let world = KeychainScratch::new().await;
+    let (service, _work, home) = two_accounts(&world).await;
+    let home_lineage = world.report().lineages[1].lineage.clone();
+    world.fake.control().revoke_lineage(&home_lineage).unwrap();
+    blank_item(&world);
+    let item_before = world.read_item();
+    let home_before = snapshot_bytes(&world, &home);
+
+    let error = service.use_account("home").await.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::NeedsLogin, "{error}");
+    assert_eq!(world.read_item(), item_before, "the blank stays; nothing dead went in");
+    assert_eq!(snapshot_bytes(&world, &home), home_before);
+}

@@ -238,3 +238,41 @@ async fn k16<W: LiveStoreWorld>(world: W) {
     assert!(changes.try_recv().is_err(), "no didChange claims a switch");
     assert_eq!(service.list().unwrap().active.as_deref(), Some("home"));
 }
+
+on_both_stores!(proving_refresh_refused_by_the_store:
+    a_refresh_made_to_prove_a_login_is_kept_when_the_live_store_refuses_it_file,
+    a_refresh_made_to_prove_a_login_is_kept_when_the_live_store_refuses_it_keychain);
+
+/// Rule 3: adding a login whose access token has died needs a refresh to learn whose it is.
+/// The refresh spends the live refresh token, so when the live store then refuses the new
+/// tokens they must still be written somewhere durable before the error is returned.
+async fn proving_refresh_refused_by_the_store<W: LiveStoreWorld>(world: W) {
+    let scratch = world.scratch();
+    scratch.fake.control().update_settings(SettingsUpdate {
+        access_token_lifetime_secs: Some(0),
+        ..Default::default()
+    });
+    let ada = scratch.account("ada@example.com", "Example Corp");
+    let minted = world.login(&ada).await;
+    let env = scratch.environment();
+    let paths = ClaudePaths::resolve(&env).unwrap();
+    let store = Arc::new(RefusingStore(open_live_store(&env, &paths).unwrap()));
+    let service = Service::with_store(scratch.service_config(&[]), paths, store).unwrap();
+
+    let error = service.add_account("work").await.unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::StoreUnavailable), "{error}");
+    let control = scratch.fake.control();
+    assert_eq!(
+        control.inspect_token(minted.refresh_token.expose()).state,
+        TokenState::Spent,
+        "the add refreshed the live login ({})",
+        W::STORE
+    );
+    let aside = service.vault().read_aside().unwrap();
+    let kept: Vec<_> = aside
+        .iter()
+        .filter(|e| control.inspect_token(e.login.refresh_token.expose()).state == TokenState::Live)
+        .collect();
+    assert_eq!(kept.len(), 1, "the refreshed tokens were kept aside ({}): {aside:?}", W::STORE);
+    assert_eq!(scratch.report().reuses, 0);
+}

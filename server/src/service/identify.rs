@@ -140,8 +140,19 @@ impl Service {
             Err(error) => return Err(refresh_failure(error)),
         };
         let next = grant.apply_to(login, now_ms());
-        // Rule 3: the new tokens reach the live store before anything else uses them.
-        let written = self.write_live_login(read, &next)?;
+        // Rule 3: the new tokens reach the live store before anything else uses them. The old
+        // refresh token is spent, so when the store refuses them they exist nowhere else: keep
+        // them aside before reporting the failure.
+        let written = match self.write_live_login(read, &next) {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::error!(%error, fingerprint = %next.refresh_token, "could not write a refreshed login to the live store");
+                self.vault
+                    .keep_aside(&next, "live store write failed after refresh")
+                    .map_err(super::lineage::vault_failure)?;
+                return Err(error);
+            }
+        };
         // The refresh answer names the account. When that is a managed account, the catalog
         // already knows its email and organization, and the answer is proof enough.
         if let (Some(account_uuid), Some(organization_uuid)) =

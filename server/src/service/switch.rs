@@ -58,15 +58,27 @@ impl Service {
                 .by_alias(alias)
                 .cloned()
                 .ok_or_else(|| ServiceError::UnknownAccount { alias: alias.to_owned() })?;
+            // A blank entry is Claude saying this login died (K04). It belongs to the account
+            // it names, else to the one the catalog has active.
+            let live_blank = read
+                .as_ref()
+                .and_then(|r| r.doc.login.as_ref())
+                .is_some_and(crate::claude::login::OAuthLogin::is_blank);
+            let blank_owner =
+                if live_blank { outgoing.clone().or_else(|| catalog.active.clone()) } else { None };
 
-            if outgoing.as_deref() == Some(alias) {
+            if outgoing.as_deref() == Some(alias) && !live_blank {
                 // Already installed: nothing moves, nothing is announced.
                 catalog.active = Some(alias.to_owned());
                 self.write_catalog(catalog)?;
                 return Ok((self.use_result(alias, catalog.previous.clone())?, false));
             }
 
-            let login = self.freshen_snapshot(catalog, alias, false).await?;
+            // Switching back to the account whose live login Claude just ended: its snapshot
+            // may hold the very token the service refused, so a recent validation proves
+            // nothing; ask again (rule 5) rather than install a dead login.
+            let force_validate = blank_owner.as_deref() == Some(alias);
+            let login = self.freshen_snapshot(catalog, alias, force_validate).await?;
             self.write_catalog(catalog)?;
             match self.install(read.as_ref(), &target, &login).await {
                 Ok(()) => {}
@@ -76,7 +88,7 @@ impl Service {
                 }
                 Err(Install::Failed(error)) => return Err(error),
             }
-            if outgoing.is_some() {
+            if outgoing.is_some() && outgoing.as_deref() != Some(alias) {
                 catalog.previous = outgoing;
             }
             catalog.active = Some(alias.to_owned());

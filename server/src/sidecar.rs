@@ -80,6 +80,12 @@ impl Handler for Sidecar {
         let method = method.to_owned();
         Box::pin(async move { dispatch(&service, &method, params).await })
     }
+
+    /// The changes run in the order they arrived: a client that sends `use work` then
+    /// `use home` without waiting ends on `home`.
+    fn is_ordered(&self, method: &str) -> bool {
+        matches!(method, method::USE | method::ADD | method::REMOVE)
+    }
 }
 
 async fn dispatch(

@@ -177,3 +177,28 @@ async fn a_needs_login_switch_is_an_error_with_its_kind() {
     assert_eq!(work["state"], "needsLogin");
     sidecar.close().await;
 }
+
+#[tokio::test]
+async fn switches_sent_without_waiting_are_applied_in_the_order_they_arrived() {
+    let scratch = two_accounts().await;
+    let mut sidecar = scratch.sidecar(Framing::Ndjson).await;
+    // Alternating switches in one write, so they all arrive before the first is done; the
+    // last one sent must be the account Claude Code ends on.
+    let aliases = ["work", "home", "work", "home", "work", "home", "work"];
+    let mut batch = Vec::new();
+    for (id, alias) in aliases.iter().enumerate() {
+        let request = json!({"jsonrpc": "2.0", "id": id + 100, "method": "account/use",
+            "params": {"alias": alias}});
+        batch.extend(serde_json::to_vec(&request).unwrap());
+        batch.push(b'\n');
+    }
+    sidecar.send_raw(&batch).await;
+    for id in 0..aliases.len() {
+        let answer = sidecar.answer_to(json!(id + 100)).await;
+        assert_eq!(result(&answer)["active"]["alias"], aliases[id], "answer {id}: {answer}");
+    }
+    let list = sidecar.request("account/list", json!({})).await;
+    assert_eq!(result(&list)["active"], "work");
+    assert_eq!(scratch.oauth_account()["emailAddress"], "ada@example.com");
+    assert_eq!(scratch.report().reuses, 0);
+}

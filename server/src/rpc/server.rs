@@ -58,6 +58,14 @@ pub trait Handler: Send + Sync + 'static {
         method: &str,
         params: Option<Value>,
     ) -> BoxFuture<'static, Result<Value, ResponseError>>;
+
+    /// Whether requests of `method` must run one at a time, in the order they arrived on the
+    /// connection: the methods that change state, so that a client sending two changes
+    /// without waiting gets them applied in its order. Others run concurrently.
+    fn is_ordered(&self, method: &str) -> bool {
+        let _ = method;
+        false
+    }
 }
 
 /// Why [`serve`] returned.
@@ -255,6 +263,9 @@ struct Dispatcher {
     tasks: JoinSet<()>,
     permits: Arc<Semaphore>,
     shut_down: bool,
+    /// Resolves when the last ordered request to arrive has finished: the next one waits
+    /// for it.
+    ordered_tail: Option<oneshot::Receiver<()>>,
 }
 
 impl Dispatcher {
@@ -266,6 +277,7 @@ impl Dispatcher {
             tasks: JoinSet::new(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             shut_down: false,
+            ordered_tail: None,
         }
     }
 
@@ -439,6 +451,15 @@ impl Dispatcher {
             return;
         }
 
+        // The chain is made here, on the reading side, because tasks may start in any order.
+        let (turn, after) = match self.handler.is_ordered(&method) {
+            true => {
+                let (done, tail) = oneshot::channel::<()>();
+                (self.ordered_tail.replace(tail), Some(done))
+            }
+            false => (None, None),
+        };
+
         let span = tracing::info_span!("request", %method, %id);
         let handler = Arc::clone(&self.handler);
         let in_flight = Arc::clone(&self.in_flight);
@@ -450,7 +471,16 @@ impl Dispatcher {
                     let token = token.clone();
                     tokio::spawn(
                         token
-                            .scope(async move { handler.handle(&method, params).await })
+                            .scope(async move {
+                                // Waiting for the previous ordered request, finished or
+                                // cancelled: its sender is dropped either way.
+                                if let Some(turn) = turn {
+                                    let _ = turn.await;
+                                }
+                                let outcome = handler.handle(&method, params).await;
+                                drop(after);
+                                outcome
+                            })
                             .in_current_span(),
                     )
                 };

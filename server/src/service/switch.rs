@@ -110,7 +110,7 @@ impl Service {
         read: &LiveRead,
     ) -> Result<Sync, ServiceError> {
         let Some(login) = read.doc.login.as_ref() else { return Ok(Sync::kept(None)) };
-        let snapshots = self.snapshots_of(catalog)?;
+        let snapshots = self.readable_snapshots(catalog);
         let oauth_account = self.global.read_oauth_account().ok().flatten();
         let owner = identify_offline(catalog, &snapshots, Some(read), oauth_account.as_ref());
         match owner {
@@ -218,22 +218,6 @@ impl Service {
             sessions: sessions_follow(&self.store.location(), &shadowed_by),
             shadowed_by,
         })
-    }
-
-    pub(crate) fn snapshots_of(
-        &self,
-        catalog: &Catalog,
-    ) -> Result<
-        std::collections::HashMap<crate::vault::AccountId, crate::vault::Snapshot>,
-        ServiceError,
-    > {
-        let mut snapshots = std::collections::HashMap::new();
-        for record in &catalog.accounts {
-            if let Some(snapshot) = self.read_snapshot(&record.id)? {
-                snapshots.insert(record.id.clone(), snapshot);
-            }
-        }
-        Ok(snapshots)
     }
 }
 

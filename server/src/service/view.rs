@@ -25,16 +25,31 @@ impl Service {
     /// Reads the catalog, every snapshot and the live store.
     pub(crate) fn observe(&self) -> Result<Observation, ServiceError> {
         let catalog = self.read_catalog()?;
-        let mut snapshots = HashMap::new();
-        for record in &catalog.accounts {
-            if let Some(snapshot) = self.read_snapshot(&record.id)? {
-                snapshots.insert(record.id.clone(), snapshot);
-            }
-        }
+        let snapshots = self.readable_snapshots(&catalog);
         let live = self.read_live()?;
         let oauth_account = self.global.read_oauth_account().ok().flatten();
         let owner = identify_offline(&catalog, &snapshots, live.as_ref(), oauth_account.as_ref());
         Ok(Observation { catalog, snapshots, live, owner })
+    }
+
+    /// The snapshots of the catalog's accounts that can be read. One that cannot (damaged,
+    /// unreadable) is left out, so that its account shows as `unknown` and the others keep
+    /// working; it is logged here and reported in full by whatever needs that very snapshot,
+    /// since every read before a write of a snapshot is strict and never overwrites it.
+    pub(crate) fn readable_snapshots(&self, catalog: &Catalog) -> HashMap<AccountId, Snapshot> {
+        let mut snapshots = HashMap::new();
+        for record in &catalog.accounts {
+            match self.read_snapshot(&record.id) {
+                Ok(Some(snapshot)) => {
+                    snapshots.insert(record.id.clone(), snapshot);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(alias = %record.alias, %error, "left out an unreadable snapshot");
+                }
+            }
+        }
+        snapshots
     }
 
     /// The answer to `account/list`.

@@ -78,6 +78,10 @@ impl Service {
             }
             if outgoing.is_some() {
                 catalog.previous = outgoing;
+            } else if catalog.previous.as_deref() == Some(alias) {
+                // Leaving a login nobody manages (or none): there is nothing to go back to,
+                // and the old `previous` is the account now installed.
+                catalog.previous = None;
             }
             catalog.active = Some(alias.to_owned());
             self.write_catalog(catalog)?;

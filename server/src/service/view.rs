@@ -86,7 +86,11 @@ impl Observation {
             .map(|record| self.account(record, active.as_deref() == Some(&record.alias), now))
             .collect();
         accounts.sort_by(|a, b| a.alias.cmp(&b.alias));
-        let previous = self.catalog.previous.clone().filter(|p| self.catalog.by_alias(p).is_some());
+        let previous = self
+            .catalog
+            .previous
+            .clone()
+            .filter(|p| self.catalog.by_alias(p).is_some() && active.as_ref() != Some(p));
         ListResult { active, previous, accounts, unmanaged: self.unmanaged(now) }
     }
 

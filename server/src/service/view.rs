@@ -3,6 +3,7 @@
 //! without the network and without locks, so that listing never waits on a switch.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use crate::claude::login::{EXPIRY_MARGIN_MS, OAuthLogin};
 use crate::claude::store::LiveRead;
@@ -45,7 +46,15 @@ impl Service {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(alias = %record.alias, %error, "left out an unreadable snapshot");
+                    // Views are built many times a command and on every watcher tick: say it
+                    // once per process and damage, not once per look.
+                    static WARNED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+                    let message = error.to_string();
+                    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !warned.contains(&message) {
+                        tracing::warn!(alias = %record.alias, %error, "left out an unreadable snapshot");
+                        warned.push(message);
+                    }
                 }
             }
         }

@@ -90,6 +90,10 @@ impl Service {
             }
             if outgoing.is_some() && outgoing.as_deref() != Some(alias) {
                 catalog.previous = outgoing;
+            } else if catalog.previous.as_deref() == Some(alias) {
+                // Leaving a login nobody manages (or none): there is nothing to go back to,
+                // and the old `previous` is the account now installed.
+                catalog.previous = None;
             }
             catalog.active = Some(alias.to_owned());
             self.write_catalog(catalog)?;
@@ -122,7 +126,7 @@ impl Service {
         read: &LiveRead,
     ) -> Result<Sync, ServiceError> {
         let Some(login) = read.doc.login.as_ref() else { return Ok(Sync::kept(None)) };
-        let snapshots = self.snapshots_of(catalog)?;
+        let snapshots = self.readable_snapshots(catalog);
         let oauth_account = self.global.read_oauth_account().ok().flatten();
         let owner = identify_offline(catalog, &snapshots, Some(read), oauth_account.as_ref());
         match owner {
@@ -230,22 +234,6 @@ impl Service {
             sessions: sessions_follow(&self.store.location(), &shadowed_by),
             shadowed_by,
         })
-    }
-
-    pub(crate) fn snapshots_of(
-        &self,
-        catalog: &Catalog,
-    ) -> Result<
-        std::collections::HashMap<crate::vault::AccountId, crate::vault::Snapshot>,
-        ServiceError,
-    > {
-        let mut snapshots = std::collections::HashMap::new();
-        for record in &catalog.accounts {
-            if let Some(snapshot) = self.read_snapshot(&record.id)? {
-                snapshots.insert(record.id.clone(), snapshot);
-            }
-        }
-        Ok(snapshots)
     }
 }
 

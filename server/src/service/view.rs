@@ -3,6 +3,7 @@
 //! without the network and without locks, so that listing never waits on a switch.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use crate::claude::login::{EXPIRY_MARGIN_MS, OAuthLogin};
 use crate::claude::store::LiveRead;
@@ -25,16 +26,39 @@ impl Service {
     /// Reads the catalog, every snapshot and the live store.
     pub(crate) fn observe(&self) -> Result<Observation, ServiceError> {
         let catalog = self.read_catalog()?;
-        let mut snapshots = HashMap::new();
-        for record in &catalog.accounts {
-            if let Some(snapshot) = self.read_snapshot(&record.id)? {
-                snapshots.insert(record.id.clone(), snapshot);
-            }
-        }
+        let snapshots = self.readable_snapshots(&catalog);
         let live = self.read_live()?;
         let oauth_account = self.global.read_oauth_account().ok().flatten();
         let owner = identify_offline(&catalog, &snapshots, live.as_ref(), oauth_account.as_ref());
         Ok(Observation { catalog, snapshots, live, owner })
+    }
+
+    /// The snapshots of the catalog's accounts that can be read. One that cannot (damaged,
+    /// unreadable) is left out, so that its account shows as `unknown` and the others keep
+    /// working; it is logged here and reported in full by whatever needs that very snapshot,
+    /// since every read before a write of a snapshot is strict and never overwrites it.
+    pub(crate) fn readable_snapshots(&self, catalog: &Catalog) -> HashMap<AccountId, Snapshot> {
+        let mut snapshots = HashMap::new();
+        for record in &catalog.accounts {
+            match self.read_snapshot(&record.id) {
+                Ok(Some(snapshot)) => {
+                    snapshots.insert(record.id.clone(), snapshot);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    // Views are built many times a command and on every watcher tick: say it
+                    // once per process and damage, not once per look.
+                    static WARNED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+                    let message = error.to_string();
+                    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !warned.contains(&message) {
+                        tracing::warn!(alias = %record.alias, %error, "left out an unreadable snapshot");
+                        warned.push(message);
+                    }
+                }
+            }
+        }
+        snapshots
     }
 
     /// The answer to `account/list`.
@@ -71,7 +95,11 @@ impl Observation {
             .map(|record| self.account(record, active.as_deref() == Some(&record.alias), now))
             .collect();
         accounts.sort_by(|a, b| a.alias.cmp(&b.alias));
-        let previous = self.catalog.previous.clone().filter(|p| self.catalog.by_alias(p).is_some());
+        let previous = self
+            .catalog
+            .previous
+            .clone()
+            .filter(|p| self.catalog.by_alias(p).is_some() && active.as_ref() != Some(p));
         ListResult { active, previous, accounts, unmanaged: self.unmanaged(now) }
     }
 

@@ -193,9 +193,9 @@ async fn switches_sent_without_waiting_are_applied_in_the_order_they_arrived() {
         batch.push(b'\n');
     }
     sidecar.send_raw(&batch).await;
-    for id in 0..aliases.len() {
+    for (id, alias) in aliases.iter().enumerate() {
         let answer = sidecar.answer_to(json!(id + 100)).await;
-        assert_eq!(result(&answer)["active"]["alias"], aliases[id], "answer {id}: {answer}");
+        assert_eq!(result(&answer)["active"]["alias"], *alias, "answer {id}: {answer}");
     }
     let list = sidecar.request("account/list", json!({})).await;
     assert_eq!(result(&list)["active"], "work");

@@ -269,9 +269,10 @@ impl Vault {
     }
 
     fn item_place(&self, key: &str) -> ItemPlace {
-        match self.moved {
-            false => ItemPlace::File(self.files.path(key)),
-            true => ItemPlace::Item(format!("{} ({key})", self.snapshots.placement())),
+        if self.moved {
+            ItemPlace::Item(format!("{} ({key})", self.snapshots.placement()))
+        } else {
+            ItemPlace::File(self.files.path(key))
         }
     }
 

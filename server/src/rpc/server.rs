@@ -452,12 +452,11 @@ impl Dispatcher {
         }
 
         // The chain is made here, on the reading side, because tasks may start in any order.
-        let (turn, after) = match self.handler.is_ordered(&method) {
-            true => {
-                let (done, tail) = oneshot::channel::<()>();
-                (self.ordered_tail.replace(tail), Some(done))
-            }
-            false => (None, None),
+        let (turn, after) = if self.handler.is_ordered(&method) {
+            let (done, tail) = oneshot::channel::<()>();
+            (self.ordered_tail.replace(tail), Some(done))
+        } else {
+            (None, None)
         };
 
         let span = tracing::info_span!("request", %method, %id);

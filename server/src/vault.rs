@@ -94,6 +94,17 @@ pub enum VaultError {
          SWITCHBOARD_VAULT_BACKEND={recorded} (its backend.json records the choice)"
     )]
     WrongBackend { recorded: BackendKind, chosen: BackendKind },
+    #[error(
+        "another Switchboard moved this vault's snapshots to the {moved_to} backend after this \
+         one started; restart it with SWITCHBOARD_VAULT_BACKEND={moved_to}"
+    )]
+    BackendChanged { moved_to: BackendKind },
+    #[error(
+        "the catalog in {} names accounts whose snapshots are not in files, so they are kept \
+         elsewhere: if backend.json was removed from the vault, put it back; nothing was moved",
+        dir.display()
+    )]
+    SnapshotsMissing { dir: PathBuf },
 }
 
 impl VaultError {
@@ -157,7 +168,8 @@ pub struct Vault {
     /// Where snapshots were before the vault moved them to a Keychain or keyring; the same
     /// place as `snapshots` for a vault of files.
     files: FileBackend,
-    moved: bool,
+    /// The move this process opened the vault under, `None` for files.
+    record: Option<backend::BackendRecord>,
 }
 
 impl Vault {
@@ -192,10 +204,35 @@ impl Vault {
                 .map_err(|e| VaultError::io("create", &folder, e))?;
         }
         warn_if_shared(&dir);
-        let record = backend::settle_record(&dir, kind)?;
-        let snapshots = backend::open_backend(record.as_ref(), files.clone(), security)?;
-        let moved = record.is_some_and(|r| r.snapshots != BackendKind::File);
-        Ok(Vault { dir, snapshots: Arc::from(snapshots), files, moved })
+        let catalog_path = dir.join(CATALOG_FILE);
+        let snapshots_missing = || {
+            let Some(bytes) = read_if_present(&catalog_path)? else { return Ok(false) };
+            let catalog: Catalog = parse_versioned(&catalog_path, &bytes, CATALOG_VERSION)?;
+            for record in &catalog.accounts {
+                if !files.path(&snapshot_key(&record.id)?).exists() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        let (record, snapshots) =
+            backend::open(&dir, kind, files.clone(), security, snapshots_missing)?;
+        Ok(Vault { dir, snapshots: Arc::from(snapshots), files, record })
+    }
+
+    fn moved(&self) -> bool {
+        self.record.is_some()
+    }
+
+    /// Refuses to go on when another process moved the snapshots after this one opened the
+    /// vault: writing where this process still writes would put a login where nobody looks.
+    fn check_backend(&self) -> Result<(), VaultError> {
+        let now = backend::read_record(&self.dir)?;
+        if now == self.record {
+            return Ok(());
+        }
+        let moved_to = now.map_or(BackendKind::File, |r| r.snapshots);
+        Err(VaultError::BackendChanged { moved_to })
     }
 
     /// Where the snapshots are kept.
@@ -253,9 +290,10 @@ impl Vault {
     /// or holds another account's login, is [`VaultError::Corrupt`], never `None`.
     pub fn read_snapshot(&self, id: &AccountId) -> Result<Option<Snapshot>, VaultError> {
         let key = snapshot_key(id)?;
+        self.check_backend()?;
         let (bytes, place) = match self.snapshots.read(&key)? {
             Some(bytes) => (bytes, self.item_place(&key)),
-            None if self.moved => match self.files.read(&key)? {
+            None if self.moved() => match self.files.read(&key)? {
                 Some(bytes) => (bytes, ItemPlace::File(self.files.path(&key))),
                 None => return Ok(None),
             },
@@ -269,7 +307,7 @@ impl Vault {
     }
 
     fn item_place(&self, key: &str) -> ItemPlace {
-        if self.moved {
+        if self.moved() {
             ItemPlace::Item(format!("{} ({key})", self.snapshots.placement()))
         } else {
             ItemPlace::File(self.files.path(key))
@@ -283,6 +321,7 @@ impl Vault {
     /// lineage with something useless.
     pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<(), VaultError> {
         let key = snapshot_key(&snapshot.id)?;
+        self.check_backend()?;
         let login = &snapshot.login;
         if login.is_blank() {
             return Err(VaultError::BlankLogin { id: snapshot.id.clone() });
@@ -309,7 +348,7 @@ impl Vault {
         };
         let bytes = encode(&self.files.path(&key), &file)?;
         self.snapshots.write(&key, &bytes)?;
-        if self.moved {
+        if self.moved() {
             // The login is in the Keychain or keyring now, read back; the file from before
             // the move holds an older token of the lineage and would only mislead.
             self.files.remove(&key)?;
@@ -321,7 +360,7 @@ impl Vault {
     pub fn remove_snapshot(&self, id: &AccountId) -> Result<(), VaultError> {
         let key = snapshot_key(id)?;
         self.snapshots.remove(&key)?;
-        if self.moved {
+        if self.moved() {
             self.files.remove(&key)?;
         }
         Ok(())

@@ -235,3 +235,38 @@ async fn keyring_vault_against_a_real_secret_service() {
     assert_no_token(&failed);
     assert_eq!(std::fs::read(scratch.credentials_path()).unwrap(), live_before);
 }
+
+#[tokio::test]
+async fn a_process_started_before_a_move_refuses_to_write_where_nobody_looks() {
+    let mut world = KeychainScratch::new().await;
+    let before_move = world.service();
+    world.add_work_and_home(&before_move).await;
+    world.set_env("SWITCHBOARD_VAULT_BACKEND", "keychain");
+    let after_move = world.service();
+    after_move.use_account("work").await.expect("the moved vault switches");
+
+    // The process that still thinks in files must neither read nor write them now.
+    assert_eq!(world.claude().refresh(Mode::V2_1_332).await.unwrap(), RefreshOutcome::Refreshed);
+    let files_before = snapshot_files(&world);
+    let err = before_move.use_account("home").await.expect_err("refused");
+    assert!(err.to_string().contains("SWITCHBOARD_VAULT_BACKEND=keychain"), "{err}");
+    assert_eq!(snapshot_files(&world), files_before, "no snapshot file written");
+    after_move.use_account("home").await.expect("the moved vault keeps working");
+    assert_eq!(world.report().reuses, 0);
+}
+
+#[tokio::test]
+async fn a_keyring_that_cannot_be_reached_is_never_recorded() {
+    let scratch = Scratch::new().await;
+    scratch.add_work_and_home_by_cli().await;
+    let unreachable = [
+        ("SWITCHBOARD_VAULT_BACKEND", "keyring"),
+        ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
+    ];
+    let refused = scratch.cli_with_env(&["list"], &unreachable).await;
+    assert_eq!(refused.status.code(), Some(EXIT_STORE));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("keyring"));
+    assert!(!scratch.vault.join("backend.json").exists());
+    // The vault of files goes on as it was.
+    assert_ok(&scratch.cli(&["use", "work"]).await, "use work with files");
+}

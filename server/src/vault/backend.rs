@@ -98,6 +98,11 @@ pub trait SnapshotBackend: Send + Sync + fmt::Debug {
 
     /// Removes what is stored under `key`; removing nothing is not an error.
     fn remove(&self, key: &str) -> Result<(), VaultError>;
+
+    /// Checks that the place can be used now, before a vault commits to it.
+    fn probe(&self) -> Result<(), VaultError> {
+        Ok(())
+    }
 }
 
 /// Snapshots as files, `<dir>/<key>.json`, written atomically and durably.
@@ -190,6 +195,14 @@ impl SnapshotBackend for KeychainBackend {
     fn remove(&self, key: &str) -> Result<(), VaultError> {
         self.item.with_account(key.to_owned()).delete().map_err(|e| self.failure(key, "remove", e))
     }
+
+    fn probe(&self) -> Result<(), VaultError> {
+        self.item.check_unlocked().map_err(|e| VaultError::Backend {
+            action: "use",
+            place: "the Keychain".to_owned(),
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// What `backend.json` holds.
@@ -204,59 +217,125 @@ pub struct BackendRecord {
     pub service: String,
 }
 
-/// Reads `backend.json` in `dir`: `None` for a vault that never left the files.
+/// Reads `backend.json` in `dir`: `None` for a vault that never left the files. A record
+/// whose service name is not one Switchboard makes is corrupt: it could name another
+/// program's items.
 pub fn read_record(dir: &Path) -> Result<Option<BackendRecord>, VaultError> {
     let path = dir.join(BACKEND_FILE);
     let Some(bytes) = super::read_if_present(&path)? else { return Ok(None) };
-    super::parse_versioned(&path, &bytes, BACKEND_VERSION).map(Some)
+    let record: BackendRecord = super::parse_versioned(&path, &bytes, BACKEND_VERSION)?;
+    if !is_vault_service(&record.service) {
+        return Err(VaultError::Corrupt {
+            path,
+            reason: format!("its service is not of the form {SERVICE_PREFIX}-<8 hex digits>"),
+        });
+    }
+    Ok(Some(record).filter(|r| r.snapshots != BackendKind::File))
 }
 
-/// The backend record `chosen` needs in `dir`, written when the vault has none yet.
+fn is_vault_service(service: &str) -> bool {
+    service
+        .strip_prefix(SERVICE_PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|suffix| suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Opens the snapshots of the vault in `dir` in `chosen`, returning the record they are
+/// kept under (`None` for files) and the backend.
 ///
 /// A vault whose snapshots are already in a Keychain or keyring is refused any other choice,
 /// files included, because the other place would look empty. A vault of files may move to a
-/// Keychain or keyring: its snapshot files are read until each is written anew there.
-pub fn settle_record(dir: &Path, chosen: BackendKind) -> Result<Option<BackendRecord>, VaultError> {
-    let recorded = read_record(dir)?;
-    match recorded {
-        Some(record) if record.snapshots == chosen => Ok(Some(record)),
-        Some(record) if record.snapshots != BackendKind::File => {
-            Err(VaultError::WrongBackend { recorded: record.snapshots, chosen })
-        }
-        _ if chosen == BackendKind::File => Ok(None),
-        _ => {
-            let suffix: [u8; 4] = rand::random();
-            let record = BackendRecord {
-                version: BACKEND_VERSION,
-                snapshots: chosen,
-                service: format!("{SERVICE_PREFIX}-{}", hex::encode(suffix)),
-            };
-            let path = dir.join(BACKEND_FILE);
-            let mut bytes = serde_json::to_vec_pretty(&record)
-                .map_err(|e| VaultError::io("encode", &path, io::Error::other(e.to_string())))?;
-            bytes.push(b'\n');
-            durable::write_atomic(&path, &bytes, SECRET_FILE_MODE)
-                .map_err(|e| VaultError::io("write", &path, e))?;
-            Ok(Some(record))
-        }
-    }
-}
-
-/// The backend a vault with `record` keeps its snapshots in: `files` when it has none.
-pub fn open_backend(
-    record: Option<&BackendRecord>,
+/// Keychain or keyring: its snapshot files are read until each is written anew there. The
+/// record of such a move is written only once the backend answers, and never over a record
+/// another process wrote first, so that two processes starting at once agree on one service.
+/// `snapshots_missing` says whether the catalog names an account with no snapshot file: a
+/// vault in that state may have lost its record, and is not moved on a guess.
+pub fn open(
+    dir: &Path,
+    chosen: BackendKind,
     files: FileBackend,
     security: PathBuf,
-) -> Result<Box<dyn SnapshotBackend>, VaultError> {
-    match record {
-        None => Ok(Box::new(files)),
-        Some(record) => match record.snapshots {
-            BackendKind::File => Ok(Box::new(files)),
-            BackendKind::Keychain => {
-                Ok(Box::new(KeychainBackend::new(security, record.service.clone())))
+    snapshots_missing: impl Fn() -> Result<bool, VaultError>,
+) -> Result<(Option<BackendRecord>, Box<dyn SnapshotBackend>), VaultError> {
+    for _ in 0..3 {
+        match read_record(dir)? {
+            Some(record) if record.snapshots == chosen => {
+                let backend = open_recorded(&record, security)?;
+                return Ok((Some(record), backend));
             }
-            BackendKind::Keyring => keyring::open(&record.service),
-        },
+            Some(record) => {
+                return Err(VaultError::WrongBackend { recorded: record.snapshots, chosen });
+            }
+            None if chosen == BackendKind::File => return Ok((None, Box::new(files))),
+            None => {}
+        }
+        if snapshots_missing()? {
+            return Err(VaultError::SnapshotsMissing { dir: dir.to_owned() });
+        }
+        let suffix: [u8; 4] = rand::random();
+        let record = BackendRecord {
+            version: BACKEND_VERSION,
+            snapshots: chosen,
+            service: format!("{SERVICE_PREFIX}-{}", hex::encode(suffix)),
+        };
+        let backend = open_recorded(&record, security.clone())?;
+        backend.probe()?;
+        if publish(dir, &record)? {
+            return Ok((Some(record), backend));
+        }
+        // Another process recorded a choice first: decide again from what it wrote.
+    }
+    Err(VaultError::Busy { patience: std::time::Duration::ZERO })
+}
+
+/// Writes `record` as `backend.json` unless one is there already (then `false`): the record
+/// is written whole under a temporary name, then linked into place, which fails when the
+/// name is taken. A `backend.json` naming files is replaced: it records no move.
+fn publish(dir: &Path, record: &BackendRecord) -> Result<bool, VaultError> {
+    let path = dir.join(BACKEND_FILE);
+    let suffix: [u8; 4] = rand::random();
+    let temporary = dir.join(format!(".{BACKEND_FILE}.{}.new", hex::encode(suffix)));
+    let mut bytes = serde_json::to_vec_pretty(record)
+        .map_err(|e| VaultError::io("encode", &path, io::Error::other(e.to_string())))?;
+    bytes.push(b'\n');
+    durable::write_atomic(&temporary, &bytes, SECRET_FILE_MODE)
+        .map_err(|e| VaultError::io("write", &temporary, e))?;
+    // Only a record naming files is ever replaced, and only by rename; a missing one is
+    // claimed by a link, which fails if another process got there first.
+    let file_record = match super::read_if_present(&path)? {
+        Some(_) if read_record(dir)?.is_some() => {
+            let _ = fs::remove_file(&temporary);
+            return Ok(false);
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let placed = if file_record {
+        fs::rename(&temporary, &path).map(|()| true)
+    } else {
+        match fs::hard_link(&temporary, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    let _ = fs::remove_file(&temporary);
+    let placed = placed.map_err(|e| VaultError::io("write", &path, e))?;
+    durable::sync_dir(dir).map_err(|e| VaultError::io("sync", dir, e))?;
+    Ok(placed)
+}
+
+/// The Keychain or keyring backend `record` names.
+fn open_recorded(
+    record: &BackendRecord,
+    security: PathBuf,
+) -> Result<Box<dyn SnapshotBackend>, VaultError> {
+    match record.snapshots {
+        BackendKind::Keychain => {
+            Ok(Box::new(KeychainBackend::new(security, record.service.clone())))
+        }
+        BackendKind::Keyring => keyring::open(&record.service),
+        BackendKind::File => Err(VaultError::BadBackendSetting { value: "file".to_owned() }),
     }
 }
 
@@ -391,42 +470,103 @@ mod tests {
         ));
     }
 
+    /// A `security` that says the Keychain is unlocked, and nothing more.
+    fn unlocked_security(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("security");
+        fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn open_kind(dir: &Path, kind: BackendKind) -> Result<Option<BackendRecord>, VaultError> {
+        let files = FileBackend::new(dir.join("snapshots"));
+        let security = unlocked_security(dir);
+        open(dir, kind, files, security, || Ok(false)).map(|(record, _)| record)
+    }
+
     #[test]
     fn files_need_no_record() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(settle_record(dir.path(), BackendKind::File).unwrap(), None);
+        assert_eq!(open_kind(dir.path(), BackendKind::File).unwrap(), None);
         assert!(!dir.path().join(BACKEND_FILE).exists());
     }
 
     #[test]
     fn leaving_the_files_writes_a_private_record_once() {
         let dir = tempfile::tempdir().unwrap();
-        let first = settle_record(dir.path(), BackendKind::Keychain).unwrap().unwrap();
+        let first = open_kind(dir.path(), BackendKind::Keychain).unwrap().unwrap();
         assert_eq!(first.snapshots, BackendKind::Keychain);
-        assert!(first.service.starts_with("Switchboard-") && first.service.len() == 20);
-        let again = settle_record(dir.path(), BackendKind::Keychain).unwrap().unwrap();
+        assert!(is_vault_service(&first.service), "{first:?}");
+        let again = open_kind(dir.path(), BackendKind::Keychain).unwrap().unwrap();
         assert_eq!(again, first, "the service name is made once and kept");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(BACKEND_FILE)).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.path().join(BACKEND_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         // Another vault gets another service, so two vaults never share an item.
         let other = tempfile::tempdir().unwrap();
-        let second = settle_record(other.path(), BackendKind::Keychain).unwrap().unwrap();
+        let second = open_kind(other.path(), BackendKind::Keychain).unwrap().unwrap();
         assert_ne!(second.service, first.service);
+    }
+
+    #[test]
+    fn a_record_written_first_by_another_process_is_the_one_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = BackendRecord {
+            version: BACKEND_VERSION,
+            snapshots: BackendKind::Keychain,
+            service: "Switchboard-0badcafe".to_owned(),
+        };
+        assert!(publish(dir.path(), &theirs).unwrap());
+        let ours = BackendRecord { service: "Switchboard-12345678".to_owned(), ..theirs.clone() };
+        assert!(!publish(dir.path(), &ours).unwrap(), "never written over another's record");
+        assert_eq!(open_kind(dir.path(), BackendKind::Keychain).unwrap(), Some(theirs));
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 2, "backend.json and the security script: {leftovers:?}");
+    }
+
+    #[test]
+    fn a_backend_that_cannot_be_used_is_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileBackend::new(dir.path().join("snapshots"));
+        let missing = dir.path().join("no-such-security");
+        let err = open(dir.path(), BackendKind::Keychain, files, missing, || Ok(false));
+        assert!(matches!(err, Err(VaultError::Backend { .. })), "{err:?}");
+        assert!(!dir.path().join(BACKEND_FILE).exists(), "files still serve");
+    }
+
+    #[test]
+    fn a_vault_whose_snapshots_are_not_in_files_is_not_moved_on_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileBackend::new(dir.path().join("snapshots"));
+        let security = unlocked_security(dir.path());
+        let err = open(dir.path(), BackendKind::Keychain, files, security, || Ok(true));
+        let err = err.map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("backend.json"), "{err}");
+        assert!(!dir.path().join(BACKEND_FILE).exists());
+    }
+
+    #[test]
+    fn a_record_naming_a_foreign_service_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        for service in ["", "Claude Code-credentials", "Switchboard-xyz"] {
+            let text = format!(r#"{{"version":1,"snapshots":"keychain","service":"{service}"}}"#);
+            fs::write(dir.path().join(BACKEND_FILE), &text).unwrap();
+            let err = open_kind(dir.path(), BackendKind::Keychain).unwrap_err();
+            assert!(matches!(err, VaultError::Corrupt { .. }), "{service}: {err:?}");
+            assert_eq!(fs::read_to_string(dir.path().join(BACKEND_FILE)).unwrap(), text);
+        }
     }
 
     #[test]
     fn a_vault_that_left_the_files_refuses_every_other_backend() {
         let dir = tempfile::tempdir().unwrap();
-        settle_record(dir.path(), BackendKind::Keyring).unwrap();
+        open_kind(dir.path(), BackendKind::Keychain).unwrap();
         let before = fs::read(dir.path().join(BACKEND_FILE)).unwrap();
-        for chosen in [BackendKind::File, BackendKind::Keychain] {
-            match settle_record(dir.path(), chosen) {
+        for chosen in [BackendKind::File, BackendKind::Keyring] {
+            match open_kind(dir.path(), chosen) {
                 Err(e @ VaultError::WrongBackend { .. }) => {
-                    assert!(e.to_string().contains("SWITCHBOARD_VAULT_BACKEND=keyring"), "{e}");
+                    assert!(e.to_string().contains("SWITCHBOARD_VAULT_BACKEND=keychain"), "{e}");
                 }
                 other => panic!("expected WrongBackend, got {other:?}"),
             }

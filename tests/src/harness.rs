@@ -808,6 +808,22 @@ pub trait LiveStoreWorld: Sized {
     /// The live `claudeAiOauth` entry, `null` when there is none.
     fn live_login(&self) -> Value;
 
+    /// The whole credential document in the live store, every key Claude keeps there.
+    fn live_document(&self) -> Option<Value>;
+
+    /// Writes the whole credential document into the live store, as Claude does.
+    fn write_live_document(&self, doc: &Value);
+
+    /// Blanks the live login as Claude 2.1.332 does after a refused refresh, keeping every
+    /// other key (and the account fields the entry carries).
+    fn blank_live_login(&self) {
+        let mut doc = self.live_document().expect("a live login to blank");
+        doc["claudeAiOauth"]["accessToken"] = json!("");
+        doc["claudeAiOauth"]["refreshToken"] = json!("");
+        doc["claudeAiOauth"]["expiresAt"] = json!(0);
+        self.write_live_document(&doc);
+    }
+
     fn live_refresh_token(&self) -> String {
         self.live_login()["refreshToken"].as_str().unwrap_or_default().to_owned()
     }
@@ -851,6 +867,14 @@ impl LiveStoreWorld for Scratch {
     fn live_login(&self) -> Value {
         Scratch::live_login(self)
     }
+
+    fn live_document(&self) -> Option<Value> {
+        self.read_json(&self.credentials_path())
+    }
+
+    fn write_live_document(&self, doc: &Value) {
+        self.write_credentials(doc);
+    }
 }
 
 impl LiveStoreWorld for KeychainScratch {
@@ -874,5 +898,13 @@ impl LiveStoreWorld for KeychainScratch {
 
     fn live_login(&self) -> Value {
         KeychainScratch::live_login(self)
+    }
+
+    fn live_document(&self) -> Option<Value> {
+        self.read_item()
+    }
+
+    fn write_live_document(&self, doc: &Value) {
+        self.write_item(doc);
     }
 }

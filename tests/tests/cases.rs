@@ -340,58 +340,6 @@ async fn adding_a_login_whose_access_token_expired_still_learns_who_it_is() {
     assert_eq!(scratch.report().lineages[0].spent, 1, "the add refreshed once");
 }
 
-/// Blanks the live login as Claude 2.1.332 does after a refused refresh, keeping every other
-/// key (and the account fields the entry carries).
-fn blank_live_login(scratch: &Scratch) {
-    let mut creds = scratch.read_json(&scratch.credentials_path()).unwrap();
-    creds["claudeAiOauth"]["accessToken"] = json!("");
-    creds["claudeAiOauth"]["refreshToken"] = json!("");
-    creds["claudeAiOauth"]["expiresAt"] = json!(0);
-    scratch.write_credentials(&creds);
-}
-
-#[tokio::test]
-async fn k04_use_of_the_blanked_account_installs_its_snapshot_when_it_still_works() {
-    let scratch = Scratch::new().await;
-    let (service, _work, home) = two_accounts(&scratch).await;
-    // Installed by a switch, the entry names its account, as Claude 2.1.332's entries do.
-    service.use_account("work").await.unwrap();
-    service.use_account("home").await.unwrap();
-    assert_eq!(scratch.live_login()["accountUuid"], home.ids.account_uuid.as_str());
-    let home_refresh = scratch.snapshot_refresh_token(&home);
-    blank_live_login(&scratch);
-
-    // The blank claims home, but Claude Code holds no usable login: `use home` must not
-    // answer success with nothing installed. Home's last good snapshot still works, so it
-    // goes back in.
-    let used = service.use_account("home").await.expect("home's snapshot is still good");
-    assert_eq!(used.active.alias, "home");
-    assert_eq!(used.active.state, AccountState::Ok, "{used:?}");
-    assert_eq!(scratch.live_refresh_token(), home_refresh, "the snapshot was installed");
-    assert_eq!(used.previous.as_deref(), Some("work"), "previous is not home itself");
-    assert_eq!(scratch.report().reuses, 0);
-}
-
-#[tokio::test]
-async fn k04_use_of_the_blanked_account_is_refused_when_its_lineage_is_dead() {
-    let scratch = Scratch::new().await;
-    // Home was added a moment ago, so its validation is fresh: only the blank tells that its
-    // lineage died. The entry names no account; the catalog says home is active.
-    let (service, _work, home) = two_accounts(&scratch).await;
-    let home_lineage = scratch.report().lineages[1].lineage.clone();
-    scratch.fake.control().revoke_lineage(&home_lineage).unwrap();
-    blank_live_login(&scratch);
-    let live_before = scratch.live_login();
-    let home_before = snapshot_bytes(&scratch, &home);
-
-    let error = service.use_account("home").await.unwrap_err();
-    assert_eq!(kind(&error), ErrorKind::NeedsLogin, "{error}");
-    assert_eq!(scratch.live_login(), live_before, "the blank stays; nothing dead went in");
-    assert_eq!(snapshot_bytes(&scratch, &home), home_before);
-    let output = scratch.cli(&["use", "home"]).await;
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
-}
-
 #[tokio::test]
 async fn k13_adding_after_a_logout_warns_that_the_first_account_was_revoked() {
     let scratch = Scratch::new().await;

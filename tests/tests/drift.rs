@@ -15,7 +15,7 @@ use switchboard::claude::paths::ClaudePaths;
 use switchboard::claude::store::{
     LiveRead, LiveStore, Revision, StoreError, StoreLocation, open_live_store,
 };
-use switchboard::protocol::ErrorKind;
+use switchboard::protocol::{AccountState, ErrorKind};
 use switchboard::service::{ReconcileState, Service};
 use switchboard_tests::fake::{SettingsUpdate, TokenState};
 use switchboard_tests::harness::{KeychainScratch, LiveStoreWorld, Scratch, TestAccount};
@@ -275,4 +275,50 @@ async fn proving_refresh_refused_by_the_store<W: LiveStoreWorld>(world: W) {
         .collect();
     assert_eq!(kept.len(), 1, "the refreshed tokens were kept aside ({}): {aside:?}", W::STORE);
     assert_eq!(scratch.report().reuses, 0);
+}
+
+on_both_stores!(k04_installed: k04_use_of_the_blanked_account_installs_its_snapshot_when_it_still_works_file,
+    k04_use_of_the_blanked_account_installs_its_snapshot_when_it_still_works_keychain);
+
+async fn k04_installed<W: LiveStoreWorld>(world: W) {
+    let (service, _work, home) = two_accounts(&world).await;
+    // Installed by a switch, the entry names its account, as Claude 2.1.332's entries do.
+    service.use_account("work").await.unwrap();
+    service.use_account("home").await.unwrap();
+    assert_eq!(world.live_login()["accountUuid"], home.ids.account_uuid.as_str());
+    let home_refresh = world.scratch().snapshot_refresh_token(&home);
+    world.blank_live_login();
+
+    // The blank claims home, but Claude Code holds no usable login: `use home` must not
+    // answer success with nothing installed. Home's last good snapshot still works, so it
+    // goes back in.
+    let used = service.use_account("home").await.expect("home's snapshot is still good");
+    assert_eq!(used.active.alias, "home");
+    assert_eq!(used.active.state, AccountState::Ok, "{used:?}");
+    assert_eq!(world.live_refresh_token(), home_refresh, "the snapshot was installed");
+    assert_eq!(used.previous.as_deref(), Some("work"), "previous is not home itself");
+    assert_eq!(world.scratch().report().reuses, 0);
+}
+
+on_both_stores!(k04_dead: k04_use_of_the_blanked_account_is_refused_when_its_lineage_is_dead_file,
+    k04_use_of_the_blanked_account_is_refused_when_its_lineage_is_dead_keychain);
+
+async fn k04_dead<W: LiveStoreWorld>(world: W) {
+    let scratch = world.scratch();
+    // Home was added a moment ago, so its validation is fresh: only the blank tells that its
+    // lineage died. The entry names no account; the catalog says home is active.
+    let (service, _work, home) = two_accounts(&world).await;
+    let home_lineage = scratch.report().lineages[1].lineage.clone();
+    scratch.fake.control().revoke_lineage(&home_lineage).unwrap();
+    world.blank_live_login();
+    let live_before = world.live_document();
+    let home_path = scratch.snapshot_path(&home);
+    let home_before = std::fs::read(&home_path).unwrap();
+
+    let error = service.use_account("home").await.unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::NeedsLogin), "{error}");
+    assert_eq!(world.live_document(), live_before, "the blank stays; nothing dead went in");
+    assert_eq!(std::fs::read(&home_path).unwrap(), home_before);
+    let output = scratch.cli(&["use", "home"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
 }

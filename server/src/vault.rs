@@ -206,9 +206,7 @@ impl Vault {
         warn_if_shared(&dir);
         let catalog_path = dir.join(CATALOG_FILE);
         let snapshots_missing = || {
-            let Some(bytes) = read_if_present(&catalog_path)? else { return Ok(false) };
-            let catalog: Catalog = parse_versioned(&catalog_path, &bytes, CATALOG_VERSION)?;
-            for record in &catalog.accounts {
+            for record in read_catalog_at(&catalog_path)?.accounts {
                 if !files.path(&snapshot_key(&record.id)?).exists() {
                     return Ok(true);
                 }
@@ -269,15 +267,7 @@ impl Vault {
     /// Reads the catalog. A missing file is an empty catalog (a new vault); a file that does
     /// not parse, or breaks the catalog's rules, is [`VaultError::Corrupt`].
     pub fn read_catalog(&self) -> Result<Catalog, VaultError> {
-        let path = self.catalog_path();
-        let Some(bytes) = read_if_present(&path)? else {
-            return Ok(Catalog::default());
-        };
-        let catalog: Catalog = parse_versioned(&path, &bytes, CATALOG_VERSION)?;
-        catalog
-            .check()
-            .map_err(|e| VaultError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        Ok(catalog)
+        read_catalog_at(&self.catalog_path())
     }
 
     /// Writes the catalog durably after checking its rules (see [`Catalog::check`]).
@@ -450,6 +440,19 @@ impl Vault {
         durable::write_atomic(path, &bytes, SECRET_FILE_MODE)
             .map_err(|e| VaultError::io("write", path, e))
     }
+}
+
+/// Reads the catalog at `path`. A missing file is an empty catalog (a new vault); a file that
+/// does not parse, or breaks the catalog's rules, is [`VaultError::Corrupt`].
+fn read_catalog_at(path: &Path) -> Result<Catalog, VaultError> {
+    let Some(bytes) = read_if_present(path)? else {
+        return Ok(Catalog::default());
+    };
+    let catalog: Catalog = parse_versioned(path, &bytes, CATALOG_VERSION)?;
+    catalog
+        .check()
+        .map_err(|e| VaultError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+    Ok(catalog)
 }
 
 /// The key a backend stores the snapshot of `id` under; refuses identities that are not

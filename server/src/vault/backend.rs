@@ -285,7 +285,11 @@ pub fn open(
         }
         // Another process recorded a choice first: decide again from what it wrote.
     }
-    Err(VaultError::Busy { patience: std::time::Duration::ZERO })
+    Err(VaultError::Backend {
+        action: "settle",
+        place: dir.join(BACKEND_FILE).display().to_string(),
+        reason: "it kept changing while this process opened the vault".to_owned(),
+    })
 }
 
 /// Writes `record` as `backend.json` unless one is there already (then `false`): the record
@@ -293,24 +297,17 @@ pub fn open(
 /// name is taken. A `backend.json` naming files is replaced: it records no move.
 fn publish(dir: &Path, record: &BackendRecord) -> Result<bool, VaultError> {
     let path = dir.join(BACKEND_FILE);
-    let suffix: [u8; 4] = rand::random();
-    let temporary = dir.join(format!(".{BACKEND_FILE}.{}.new", hex::encode(suffix)));
-    let mut bytes = serde_json::to_vec_pretty(record)
-        .map_err(|e| VaultError::io("encode", &path, io::Error::other(e.to_string())))?;
-    bytes.push(b'\n');
-    durable::write_atomic(&temporary, &bytes, SECRET_FILE_MODE)
-        .map_err(|e| VaultError::io("write", &temporary, e))?;
     // Only a record naming files is ever replaced, and only by rename; a missing one is
     // claimed by a link, which fails if another process got there first.
-    let file_record = match super::read_if_present(&path)? {
-        Some(_) if read_record(dir)?.is_some() => {
-            let _ = fs::remove_file(&temporary);
-            return Ok(false);
-        }
-        Some(_) => true,
-        None => false,
-    };
-    let placed = if file_record {
+    let replace = path.exists();
+    if replace && read_record(dir)?.is_some() {
+        return Ok(false);
+    }
+    let suffix: [u8; 4] = rand::random();
+    let temporary = dir.join(format!(".{BACKEND_FILE}.{}.new", hex::encode(suffix)));
+    durable::write_atomic(&temporary, &super::encode(&path, record)?, SECRET_FILE_MODE)
+        .map_err(|e| VaultError::io("write", &temporary, e))?;
+    let placed = if replace {
         fs::rename(&temporary, &path).map(|()| true)
     } else {
         match fs::hard_link(&temporary, &path) {
@@ -335,7 +332,12 @@ fn open_recorded(
             Ok(Box::new(KeychainBackend::new(security, record.service.clone())))
         }
         BackendKind::Keyring => keyring::open(&record.service),
-        BackendKind::File => Err(VaultError::BadBackendSetting { value: "file".to_owned() }),
+        // `read_record` never returns a record of files and `open` never makes one.
+        BackendKind::File => Err(VaultError::Backend {
+            action: "open",
+            place: "a record of files".to_owned(),
+            reason: "files are opened without a record".to_owned(),
+        }),
     }
 }
 
